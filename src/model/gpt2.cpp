@@ -2,6 +2,7 @@
 // to the token embedding. Reads Hugging Face names ("h.N.attn.c_attn.weight", Conv1D weights stored
 // [in, out], i.e. transposed) or GGUF names ("blk.N.attn_qkv.weight", stored [out, in]).
 #include "model/transformer.h"
+#include "tensor/half.h"
 
 namespace cml::model {
 
@@ -9,7 +10,9 @@ namespace {
 
 class Gpt2 final : public Transformer {
  public:
-  using Transformer::Transformer;
+  Gpt2(const WeightFile& file, const ModelConfig& config, LayerRange range, LinearBackend& backend,
+       std::shared_ptr<tensor::ThreadPool> pool)
+      : Transformer(file, config, range, backend, std::move(pool)) {}
 
   Status init() {
     const ModelConfig& c = config_;

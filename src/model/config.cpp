@@ -1,10 +1,9 @@
 #include "model/config.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace cml::model {
@@ -76,7 +75,9 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 }  // namespace
 
-const char* arch_name(Arch a) { return a == Arch::kLlama ? "llama" : "gpt2"; }
+const char* arch_name(Arch a) {
+  return a == Arch::kLlama ? "llama" : "gpt2";
+}
 
 Result<const TensorRef*> require_tensor(const WeightFile& file, const std::string& name,
                                         std::initializer_list<int64_t> shape) {
@@ -132,16 +133,18 @@ Result<ModelConfig> read_model_config(const WeightFile& f, const ConfigOverrides
     auto heads = ov.n_heads ? ov.n_heads : first_int(f, {"llama.attention.head_count", "n_heads", "llama2c.n_heads"});
     if (!heads) return invalid_argument("Llama model lacks the attention head count");
     c.n_heads = *heads;
-    c.n_kv_heads = ov.n_kv_heads ? *ov.n_kv_heads
-                                 : first_int(f, {"llama.attention.head_count_kv", "n_kv_heads", "llama2c.n_kv_heads"})
-                                       .value_or(c.n_heads);
+    c.n_kv_heads =
+        ov.n_kv_heads
+            ? *ov.n_kv_heads
+            : first_int(f, {"llama.attention.head_count_kv", "n_kv_heads", "llama2c.n_kv_heads"}).value_or(c.n_heads);
     const TensorRef* gate = f.find("blk.0.ffn_gate.weight");
     c.ffn_dim = first_int(f, {"llama.feed_forward_length", "hidden_dim", "llama2c.hidden_dim"})
                     .value_or(gate && gate->shape.size() == 2 ? gate->shape[0] : 0);
-    c.max_context = ov.max_context ? *ov.max_context
-                                   : first_int(f, {"llama.context_length", "seq_len", "llama2c.seq_len"}).value_or(2048);
-    c.norm_eps = static_cast<float>(ov.norm_eps ? *ov.norm_eps
-                                                : first_float(f, {"llama.attention.layer_norm_rms_epsilon"}).value_or(1e-5));
+    c.max_context = ov.max_context
+                        ? *ov.max_context
+                        : first_int(f, {"llama.context_length", "seq_len", "llama2c.seq_len"}).value_or(2048);
+    c.norm_eps = static_cast<float>(
+        ov.norm_eps ? *ov.norm_eps : first_float(f, {"llama.attention.layer_norm_rms_epsilon"}).value_or(1e-5));
     c.rope_theta = static_cast<float>(first_float(f, {"llama.rope.freq_base"}).value_or(10000.0));
     c.rope_style = tensor::RopeStyle::kInterleaved;  // GGUF and llama2.c keep Meta's Q/K layout
   } else {

@@ -34,7 +34,7 @@ struct ModelConfig {
   float norm_eps = 1e-5f;
   float rope_theta = 10000.0f;
   tensor::RopeStyle rope_style = tensor::RopeStyle::kInterleaved;
-  std::string prefix;  // tensor-name prefix ("" or "transformer." for Hugging Face GPT-2)
+  std::string prefix;       // tensor-name prefix ("" or "transformer." for Hugging Face GPT-2)
   bool gguf_names = false;  // GGUF / llama2.c tensor names (blk.N.*) rather than Hugging Face names
 
   int64_t kv_dim() const { return n_kv_heads * head_dim; }

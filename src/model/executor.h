@@ -35,9 +35,9 @@
 namespace cml::model {
 
 struct ExecutorOptions {
-  int threads = 1;              // compute threads (pool shared by kernels and the BLAS backend)
-  int64_t max_sequences = 64;   // sequences in flight at once
-  int64_t max_context = 0;      // 0: the model's context length; otherwise the smaller of the two
+  int threads = 1;             // compute threads (pool shared by kernels and the BLAS backend)
+  int64_t max_sequences = 64;  // sequences in flight at once
+  int64_t max_context = 0;     // 0: the model's context length; otherwise the smaller of the two
   // Backend for the weight products; null: a BlasLinearBackend owned by the executor. An external backend
   // must outlive the executor and must not have been finalized.
   LinearBackend* backend = nullptr;

@@ -20,7 +20,9 @@ Status KvCache::add(SeqId id) {
   return ok_status();
 }
 
-bool KvCache::drop(SeqId id) { return seqs_.erase(id) > 0; }
+bool KvCache::drop(SeqId id) {
+  return seqs_.erase(id) > 0;
+}
 
 KvSequence* KvCache::find(SeqId id) {
   auto it = seqs_.find(id);

@@ -9,7 +9,8 @@ Status validate_linear_parts(std::span<const LinearPart> parts) {
   const int64_t in = parts[0].in_features;
   for (const auto& p : parts) {
     if (p.dtype != tensor::DType::kF32 && p.dtype != tensor::DType::kF16 && p.dtype != tensor::DType::kBF16) {
-      return invalid_argument("linear part " + p.name + ": unsupported dtype " + std::string(tensor::dtype_name(p.dtype)));
+      return invalid_argument("linear part " + p.name + ": unsupported dtype " +
+                              std::string(tensor::dtype_name(p.dtype)));
     }
     if (p.in_features <= 0 || p.out_features <= 0) return invalid_argument("linear part " + p.name + ": empty shape");
     if (p.in_features != in) return invalid_argument("linear part " + p.name + ": in_features differs within the op");
@@ -33,7 +34,9 @@ Result<LinearId> BlasLinearBackend::add(std::span<const LinearPart> parts) {
   return static_cast<LinearId>(ops_.size() - 1);
 }
 
-int64_t BlasLinearBackend::out_features(LinearId id) const { return id < ops_.size() ? ops_[id].out : 0; }
+int64_t BlasLinearBackend::out_features(LinearId id) const {
+  return id < ops_.size() ? ops_[id].out : 0;
+}
 
 Status BlasLinearBackend::run(LinearId id, const float* x, int64_t rows, float* y) {
   if (id >= ops_.size()) return invalid_argument("unknown linear op id");

@@ -35,7 +35,9 @@ int32_t Sampler::sample(std::span<const float> logits) {
   cand_.clear();
   cand_.reserve(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) cand_.emplace_back(logits[i], static_cast<int32_t>(i));
-  auto by_value = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  auto by_value = [](const auto& a, const auto& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
   size_t keep = cand_.size();
   if (opt_.top_k > 0 && static_cast<size_t>(opt_.top_k) < keep) {
     keep = static_cast<size_t>(opt_.top_k);

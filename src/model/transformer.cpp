@@ -42,7 +42,9 @@ Result<LinearPart> Transformer::part(const std::string& name, int64_t out, int64
   return p;
 }
 
-Result<LinearId> Transformer::add_op(std::vector<LinearPart> parts) { return backend_.add(parts); }
+Result<LinearId> Transformer::add_op(std::vector<LinearPart> parts) {
+  return backend_.add(parts);
+}
 
 void Transformer::embedding_row(const TensorRef& emb, int32_t token, float* out) const {
   const size_t esz = tensor::dtype_size(emb.dtype);

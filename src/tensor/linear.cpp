@@ -33,8 +33,8 @@ inline float load1(const void* base, int64_t i) {
 }
 
 template <DType D>
-void dot_portable(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy,
-                  int64_t ob, int64_t oe) {
+void dot_portable(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t ob,
+                  int64_t oe) {
   const size_t esz = dtype_size(D);
   for (int64_t o = ob; o < oe; ++o) {
     const void* row = static_cast<const char*>(w.data) + static_cast<size_t>(o * w.in) * esz;
@@ -48,8 +48,8 @@ void dot_portable(const WeightView& w, const float* x, int64_t ldx, int64_t rows
 }
 
 template <DType D>
-void axpy_portable(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy,
-                   int64_t ob, int64_t oe) {
+void axpy_portable(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t ob,
+                   int64_t oe) {
   const size_t esz = dtype_size(D);
   for (int64_t r = 0; r < rows; ++r) std::fill(y + r * ldy + ob, y + r * ldy + oe, 0.0f);
   for (int64_t k = 0; k < w.in; ++k) {
@@ -203,10 +203,17 @@ void gemv_range(const WeightView& w, const float* x, int64_t ldx, int64_t rows, 
     const float* xg = x + r0 * ldx;
     float* yg = y + r0 * ldy;
     switch (w.dtype) {
-      case DType::kF32: gemv_group<DType::kF32>(w, xg, ldx, rr, yg, ldy, ob, oe); break;
-      case DType::kBF16: gemv_group<DType::kBF16>(w, xg, ldx, rr, yg, ldy, ob, oe); break;
-      case DType::kF16: gemv_group<DType::kF16>(w, xg, ldx, rr, yg, ldy, ob, oe); break;
-      default: std::abort();
+      case DType::kF32:
+        gemv_group<DType::kF32>(w, xg, ldx, rr, yg, ldy, ob, oe);
+        break;
+      case DType::kBF16:
+        gemv_group<DType::kBF16>(w, xg, ldx, rr, yg, ldy, ob, oe);
+        break;
+      case DType::kF16:
+        gemv_group<DType::kF16>(w, xg, ldx, rr, yg, ldy, ob, oe);
+        break;
+      default:
+        std::abort();
     }
   }
 }
@@ -224,12 +231,12 @@ void blas_range(const WeightView& w, const float* x, int64_t ldx, int64_t rows, 
     const float* W = static_cast<const float*>(w.data);
     if (w.transposed) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(n),
-                  static_cast<int>(w.in), 1.0f, x, static_cast<int>(ldx), W + ob, static_cast<int>(w.out), 0.0f,
-                  y + ob, static_cast<int>(ldy));
+                  static_cast<int>(w.in), 1.0f, x, static_cast<int>(ldx), W + ob, static_cast<int>(w.out), 0.0f, y + ob,
+                  static_cast<int>(ldy));
     } else {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(n),
-                  static_cast<int>(w.in), 1.0f, x, static_cast<int>(ldx), W + ob * w.in, static_cast<int>(w.in),
-                  0.0f, y + ob, static_cast<int>(ldy));
+                  static_cast<int>(w.in), 1.0f, x, static_cast<int>(ldx), W + ob * w.in, static_cast<int>(w.in), 0.0f,
+                  y + ob, static_cast<int>(ldy));
     }
     return;
   }

@@ -73,7 +73,9 @@ void* Tensor::mutable_raw() {
   return data_;
 }
 
-void Tensor::check_type(size_t size) const { CML_CHECK_MSG(size == dtype_size(dtype_), "tensor element type mismatch"); }
+void Tensor::check_type(size_t size) const {
+  CML_CHECK_MSG(size == dtype_size(dtype_), "tensor element type mismatch");
+}
 
 Result<Tensor> Tensor::reshape(std::vector<int64_t> shape) const {
   CML_ASSIGN_OR_RETURN(int64_t n, checked_numel(shape));

@@ -33,7 +33,9 @@ struct BackendFactory {
   double rel_tol = 1e-5;
 };
 
-inline std::string factory_name(const ::testing::TestParamInfo<BackendFactory>& info) { return info.param.name; }
+inline std::string factory_name(const ::testing::TestParamInfo<BackendFactory>& info) {
+  return info.param.name;
+}
 
 // One part of a test op, with its data (rounded to its dtype) and the same values as f32 in [out, in].
 struct TestPart {
@@ -41,9 +43,9 @@ struct TestPart {
   tensor::DType dtype = tensor::DType::kF32;
   bool transposed = false;
   bool bias = false;
-  std::vector<uint8_t> bytes;      // stored weight (layout per `transposed`)
-  std::vector<float> w;            // [out, in], the exact values the stored weight represents
-  std::vector<float> b;            // [out]
+  std::vector<uint8_t> bytes;  // stored weight (layout per `transposed`)
+  std::vector<float> w;        // [out, in], the exact values the stored weight represents
+  std::vector<float> b;        // [out]
 };
 
 class AgreementRng {
@@ -128,7 +130,8 @@ class LinearBackendAgreement : public ::testing::TestWithParam<BackendFactory> {
         for (int64_t o = 0; o < p.out; ++o) {
           double ref = p.bias ? p.b[static_cast<size_t>(o)] : 0.0, scale = p.bias ? std::fabs(ref) : 0.0;
           for (int64_t k = 0; k < in; ++k) {
-            const double t = static_cast<double>(x[static_cast<size_t>(r * in + k)]) * p.w[static_cast<size_t>(o * in + k)];
+            const double t =
+                static_cast<double>(x[static_cast<size_t>(r * in + k)]) * p.w[static_cast<size_t>(o * in + k)];
             ref += t;
             scale += std::fabs(t);
           }
@@ -167,10 +170,10 @@ TEST_P(LinearBackendAgreement, FusedPartsWithBiasAndMixedLayouts) {
     SCOPED_TRACE("rows " + std::to_string(rows));
     AgreementRng rng(static_cast<uint64_t>(rows) * 7919);
     std::vector<TestPart> parts;
-    parts.push_back(make_test_part(48, 40, tensor::DType::kF32, false, true, rng));    // Q
-    parts.push_back(make_test_part(16, 40, tensor::DType::kF32, false, false, rng));   // K (GQA width)
-    parts.push_back(make_test_part(16, 40, tensor::DType::kBF16, true, true, rng));    // V
-    parts.push_back(make_test_part(5, 40, tensor::DType::kF16, false, true, rng));     // odd tail
+    parts.push_back(make_test_part(48, 40, tensor::DType::kF32, false, true, rng));   // Q
+    parts.push_back(make_test_part(16, 40, tensor::DType::kF32, false, false, rng));  // K (GQA width)
+    parts.push_back(make_test_part(16, 40, tensor::DType::kBF16, true, true, rng));   // V
+    parts.push_back(make_test_part(5, 40, tensor::DType::kF16, false, true, rng));    // odd tail
     check(parts, rows, 99 + static_cast<uint64_t>(rows));
     if (HasFatalFailure()) return;
   }
@@ -216,7 +219,8 @@ TEST_P(LinearBackendAgreement, ConcurrentRunsAgree) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
-      for (int i = 0; i < 20; ++i) ok[static_cast<size_t>(t)] += backend->run(*id, x.data(), 4, got[static_cast<size_t>(t)].data()).is_ok();
+      for (int i = 0; i < 20; ++i)
+        ok[static_cast<size_t>(t)] += backend->run(*id, x.data(), 4, got[static_cast<size_t>(t)].data()).is_ok();
     });
   }
   for (auto& th : threads) th.join();

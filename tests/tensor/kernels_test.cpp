@@ -1,4 +1,6 @@
 // Kernels against naive double-precision references.
+#include "tensor/kernels.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,7 +9,6 @@
 #include <vector>
 
 #include "tensor/half.h"
-#include "tensor/kernels.h"
 #include "tensor/linear.h"
 #include "tensor/tensor.h"
 #include "tensor/thread_pool.h"
@@ -38,10 +39,10 @@ TEST(Half, F16KnownValuesAndRounding) {
   EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
   EXPECT_EQ(f32_to_f16(-2.0f), 0xc000);
   EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);
-  EXPECT_EQ(f32_to_f16(1e6f), 0x7c00);                 // overflow to inf
+  EXPECT_EQ(f32_to_f16(1e6f), 0x7c00);                    // overflow to inf
   EXPECT_EQ(f32_to_f16(5.960464477539063e-08f), 0x0001);  // smallest subnormal
   EXPECT_EQ(f32_to_f16(2.0e-8f), 0x0000);
-  EXPECT_EQ(f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);   // tie rounds to even
+  EXPECT_EQ(f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);  // tie rounds to even
   EXPECT_EQ(f32_to_f16(1.0f + 3.0f / 2048), 0x3c02);
   EXPECT_FLOAT_EQ(f16_to_f32(0x3555), 0.333251953125f);
 }

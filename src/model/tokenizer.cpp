@@ -1,7 +1,5 @@
 #include "model/tokenizer.h"
 
-#include <sys/stat.h>
-
 #include <cmath>
 #include <cstdio>
 #include <cstring>

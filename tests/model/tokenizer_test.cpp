@@ -191,6 +191,20 @@ TEST_F(Gpt2, ReproducesTheHuggingFaceGreedyReferenceText) {
   }
 }
 
+// Expected ids computed by an independent implementation (tools/gpt2_bpe_reference.py: the GPT-2 regex run
+// by python3-regex and the textbook BPE loop), committed in tests/data.
+TEST_F(Gpt2, MatchesTheIndependentReferenceOnUnicodeText) {
+  Bytes b = testing::read_testdata(std::string(CML_SOURCE_DIR) + "/tests/data/gpt2_bpe_cases.json");
+  nlohmann::json j = nlohmann::json::parse(b.begin(), b.end());
+  ASSERT_GE(j["cases"].size(), 20u);
+  for (const auto& c : j["cases"]) {
+    const std::string text = c["text"];
+    const std::vector<int32_t> ids = c["ids"];
+    EXPECT_EQ(tok_->encode(text, false), ids) << text;
+    EXPECT_EQ(tok_->decode(ids), text);
+  }
+}
+
 TEST_F(Gpt2, RoundTripsArbitraryBytes) {
   const std::vector<std::string> fixed = {
       "",

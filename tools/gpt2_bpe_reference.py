@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Independent reference for the GPT-2 tokenizer tests: encodes a fixed list of strings with the GPT-2
-pre-tokenization regex (run by the third-party `regex` module, python3-regex) and the textbook BPE loop
+pre-tokenization regex (run by the third-party `regex` module: Debian python3-regex or pip regex) and the textbook BPE loop
 (rescan for the lowest-ranked pair, merge every occurrence, repeat), then writes the ids as JSON.
 
 Usage: python3 tools/gpt2_bpe_reference.py SHARED/testdata/llm/gpt2 > tests/data/gpt2_bpe_cases.json

@@ -169,6 +169,11 @@ std::string bench_model(const BenchOptions& opts, nlohmann::json& out) {
   for (auto it = f32.begin(); it != f32.end(); ++it) out[it.key()] = it.value();
   out["bf16"] = bf16;
   out["bf16_decode_over_f32"] = bf16["decode_ms_per_token"].get<double>() / f32["decode_ms_per_token"].get<double>();
+  // The same ratio with each variant's time taken at its own measured bandwidth (the machine is shared:
+  // the two variants run seconds apart under different load).
+  out["bf16_decode_over_f32_at_equal_bandwidth"] =
+      (bf16["decode_ms_per_token"].get<double>() * bf16["membw_gbps"].get<double>()) /
+      (f32["decode_ms_per_token"].get<double>() * f32["membw_gbps"].get<double>());
   return {};
 }
 

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstring>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -148,6 +151,63 @@ TEST(LlamaTokenizer, HostileTokenizerBinIsRejected) {
   auto r = parse_llama2c_tokenizer(huge.take());
   ASSERT_FALSE(r.is_ok());
   EXPECT_NE(r.status().message().find("exceeds max_token_length"), std::string::npos) << r.status().to_string();
+}
+
+// The heap-based merge loop against a direct transcription of llama2.c's rescanning loop, on random
+// vocabularies whose scores tie often (ties go to the leftmost pair).
+TEST(LlamaTokenizer, HeapMergeEqualsTheRescanningLoop) {
+  std::mt19937 rng(5);
+  for (int round = 0; round < 40; ++round) {
+    std::vector<std::pair<float, std::string>> vocab = {{0, "<unk>"}, {0, "\n<s>\n"}, {0, "\n</s>\n"}};
+    for (int b = 0; b < 256; ++b) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+      vocab.push_back({0, buf});
+    }
+    std::map<std::string, int> index;
+    const std::string alphabet = "ab c";
+    for (int i = 0; i < 60; ++i) {
+      std::string p(1 + rng() % 4, ' ');
+      for (char& c : p) c = alphabet[rng() % alphabet.size()];
+      if (index.count(p)) continue;
+      index[p] = static_cast<int>(vocab.size());
+      vocab.push_back({static_cast<float>(rng() % 4), p});
+    }
+    ByteWriter w;
+    w.u32_le(8);
+    for (auto& [score, p] : vocab) {
+      uint32_t u;
+      std::memcpy(&u, &score, 4);
+      w.u32_le(u), w.u32_le(static_cast<uint32_t>(p.size())), w.bytes(as_bytes(p));
+    }
+    auto tok = parse_llama2c_tokenizer(w.data());
+    ASSERT_TRUE(tok.is_ok()) << tok.status().to_string();
+    for (int t = 0; t < 30; ++t) {
+      std::string text(1 + rng() % 24, ' ');
+      for (char& c : text) c = (alphabet + "d")[rng() % 5];
+      // llama2.c: BOS, dummy prefix, characters (byte fallback), then rescan for the best-scoring pair.
+      std::vector<int> ids;
+      for (char c : " " + text) {
+        auto it = index.find(std::string(1, c));
+        ids.push_back(it != index.end() ? it->second : static_cast<uint8_t>(c) + 3);
+      }
+      while (true) {
+        float best = -1e10f;
+        int best_at = -1, best_id = -1;
+        for (size_t i = 0; i + 1 < ids.size(); ++i) {
+          auto it = index.find(vocab[ids[i]].second + vocab[ids[i + 1]].second);
+          if (it != index.end() && vocab[it->second].first > best) {
+            best = vocab[it->second].first, best_at = static_cast<int>(i), best_id = it->second;
+          }
+        }
+        if (best_at < 0) break;
+        ids[best_at] = best_id;
+        ids.erase(ids.begin() + best_at + 1);
+      }
+      ids.insert(ids.begin(), 1);
+      EXPECT_EQ((*tok)->encode(text, true), std::vector<int32_t>(ids.begin(), ids.end())) << "'" << text << "'";
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -33,9 +33,13 @@ function(cml_add_test name)
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
   endif()
-  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST
-    PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${T_LABELS}"
-    ENVIRONMENT "CML_TESTDATA_DIR=${CML_TESTDATA_DIR}")
+  # PROPERTIES is a flat key/value list: an empty LABELS value would vanish and shift every later pair
+  # (LABELS would become "ENVIRONMENT" and the environment would be lost), so add pairs only when set.
+  set(props TIMEOUT ${T_TIMEOUT} ENVIRONMENT "CML_TESTDATA_DIR=${CML_TESTDATA_DIR}")
+  if(T_LABELS)
+    list(APPEND props LABELS "${T_LABELS}")
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST PROPERTIES ${props})
 endfunction()
 
 # cml_add_fuzzer(<name> SOURCES ... DEPS ...): a libFuzzer target when CML_FUZZ is on. Otherwise the same

@@ -43,17 +43,29 @@ function(cml_add_test name)
 endfunction()
 
 # cml_add_fuzzer(<name> SOURCES ... DEPS ...): a libFuzzer target when CML_FUZZ is on. Otherwise the same
-# LLVMFuzzerTestOneInput is linked with a replay driver that runs it on a corpus folder and on seeded
-# random mutations, so every build exercises the harness (CTest label "fuzz").
+# LLVMFuzzerTestOneInput is linked with a replay driver (fuzz/replay_main.cpp) that runs it on the seed
+# corpus and on seeded random mutations, so every build exercises the harness. Either way CTest runs it
+# as fuzz_smoke.<name> (label "fuzz"). The seed corpus fuzz/corpus/<name>/ must exist and is never
+# written to: libFuzzer keeps what it finds in build/<preset>/fuzz/found/<name>/ and writes crash
+# artifacts to build/<preset>/fuzz/artifacts/.
 function(cml_add_fuzzer name)
   cmake_parse_arguments(F "" "" "SOURCES;DEPS" ${ARGN})
-  add_executable(fuzz_${name} ${F_SOURCES})
-  target_link_libraries(fuzz_${name} PRIVATE ${F_DEPS})
   set(corpus ${PROJECT_SOURCE_DIR}/fuzz/corpus/${name})
+  if(NOT IS_DIRECTORY ${corpus})
+    message(FATAL_ERROR "fuzz target ${name}: seed corpus folder ${corpus} is missing")
+  endif()
+  add_executable(fuzz_${name} ${F_SOURCES})
+  target_compile_options(fuzz_${name} PRIVATE ${CML_WARNINGS})
+  target_link_libraries(fuzz_${name} PRIVATE ${F_DEPS})
   if(CML_FUZZ)
     target_link_options(fuzz_${name} PRIVATE -fsanitize=fuzzer)
+    set(found ${PROJECT_BINARY_DIR}/fuzz/found/${name})
+    set(artifacts ${PROJECT_BINARY_DIR}/fuzz/artifacts)
+    file(MAKE_DIRECTORY ${found} ${artifacts})
+    # The first corpus folder is the one libFuzzer writes to; the seed corpus comes second (read only).
     add_test(NAME fuzz_smoke.${name}
-      COMMAND fuzz_${name} -max_total_time=15 -rss_limit_mb=2048 -timeout=10 ${corpus})
+      COMMAND fuzz_${name} -max_total_time=15 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+              -artifact_prefix=${artifacts}/${name}- ${found} ${corpus})
   else()
     target_link_libraries(fuzz_${name} PRIVATE cml_fuzz_replay)
     add_test(NAME fuzz_smoke.${name} COMMAND fuzz_${name} ${corpus} --iterations=20000)

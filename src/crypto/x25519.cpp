@@ -21,6 +21,10 @@ struct PkeyCtxFree {
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 }  // namespace
 
+void X25519KeyPair::KeyFree::operator()(EVP_PKEY* key) const {
+  EVP_PKEY_free(key);
+}
+
 Result<X25519KeyPair> X25519KeyPair::from_private(ByteSpan sk) {
   if (sk.size() != 32) return invalid_argument("X25519 private key must be 32 bytes");
   PkeyPtr key(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, sk.data(), sk.size()));
@@ -29,7 +33,7 @@ Result<X25519KeyPair> X25519KeyPair::from_private(ByteSpan sk) {
   size_t len = kp.public_.size();
   if (EVP_PKEY_get_raw_public_key(key.get(), kp.public_.data(), &len) != 1 || len != 32)
     return openssl_failure(crypto_error("X25519 public key derivation failed"));
-  kp.private_ = SecretBytes(sk);
+  kp.key_.reset(key.release());
   return kp;
 }
 
@@ -42,10 +46,10 @@ X25519KeyPair X25519KeyPair::generate() {
 
 Result<SecretBytes> X25519KeyPair::derive(ByteSpan peer_public) const {
   if (peer_public.size() != 32) return invalid_argument("X25519 public key must be 32 bytes");
-  PkeyPtr self(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, private_.data(), private_.size()));
+  if (!key_) return invalid_argument("X25519 key pair is empty (moved from)");
   PkeyPtr peer(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, peer_public.data(), peer_public.size()));
-  if (!self || !peer) return openssl_failure(crypto_error("X25519 key import failed"));
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new(self.get(), nullptr));
+  if (!peer) return openssl_failure(crypto_error("X25519 peer key import failed"));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new(key_.get(), nullptr));
   if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 || EVP_PKEY_derive_set_peer(ctx.get(), peer.get()) != 1)
     return openssl_failure(crypto_error("X25519 derive setup failed"));
   SecretBytes shared(32);

@@ -349,6 +349,13 @@ TEST(X25519, AgreementAndRefusals) {
   Bytes one(32, 0);
   one[0] = 1;  // u = 1 has order 1 too
   EXPECT_EQ(a.derive(one).status().code(), StatusCode::kCrypto);
+  // A key pair is reusable for many derivations, and a moved-from one refuses cleanly.
+  auto again = a.derive(b.public_key());
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_EQ(to_hex(again.value().span()), to_hex(ab.value().span()));
+  X25519KeyPair moved = std::move(a);
+  EXPECT_TRUE(moved.derive(b.public_key()).is_ok());
+  EXPECT_EQ(a.derive(b.public_key()).status().code(), StatusCode::kInvalidArgument);  // NOLINT(bugprone-use-after-move)
 }
 
 // ---- ECDSA encodings ----

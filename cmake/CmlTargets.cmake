@@ -39,7 +39,8 @@ function(cml_add_test name)
   if(T_LABELS)
     list(APPEND props LABELS "${T_LABELS}")
   endif()
-  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST PROPERTIES ${props})
+  # Listing runs the binary at ctest time; on a loaded 2-core machine the 5 s default can pass.
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60 PROPERTIES ${props})
 endfunction()
 
 # cml_add_fuzzer(<name> SOURCES ... DEPS ...): a libFuzzer target when CML_FUZZ is on. Otherwise the same

@@ -127,6 +127,8 @@ Result<Bytes> ecdsa_der_to_raw(ByteSpan der, size_t field_size) {
 
 Status ecdsa_verify_digest(const PublicKey& key, ByteSpan digest, ByteSpan signature, SignatureFormat format) {
   if (!key.valid()) return invalid_argument("no public key");
+  // An RSA (or other) key must not be used here: OpenSSL would run its own algorithm on the bytes.
+  if (EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_EC) return invalid_argument("ECDSA verification needs an EC key");
   Bytes der_storage;
   ByteSpan der = signature;
   if (format == SignatureFormat::kRaw) {

@@ -393,8 +393,15 @@ TEST(Ecdsa, EncodingConversionsAndHostileInput) {
   EXPECT_EQ(PublicKey::from_ec_point(Curve::kP256, off_curve).status().code(), StatusCode::kCrypto);
   EXPECT_EQ(PublicKey::from_spki_der(pattern(91, 0x30)).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(PublicKey::from_spki_der({}).status().code(), StatusCode::kInvalidArgument);
-  // No key, or a signature of hostile size: CRYPTO / INVALID_ARGUMENT, never a crash.
+  // No key, or a key that is not EC (here an X25519 SPKI, which parses fine): INVALID_ARGUMENT.
   EXPECT_EQ(ecdsa_verify(PublicKey(), HashAlg::kSha256, {}, raw, SignatureFormat::kRaw).code(),
+            StatusCode::kInvalidArgument);
+  Bytes x25519_spki = from_hex("302a300506032b656e032100").value();
+  const Bytes point = pattern(32, 1);
+  x25519_spki.insert(x25519_spki.end(), point.begin(), point.end());
+  auto not_ec = PublicKey::from_spki_der(x25519_spki);
+  ASSERT_TRUE(not_ec.is_ok()) << not_ec.status().to_string();
+  EXPECT_EQ(ecdsa_verify(not_ec.value(), HashAlg::kSha256, {}, der.value(), SignatureFormat::kDer).code(),
             StatusCode::kInvalidArgument);
 }
 

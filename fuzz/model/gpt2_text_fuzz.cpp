@@ -26,16 +26,7 @@ const cml::model::Tokenizer& tokenizer() {
   static const auto tok = [] {
     nlohmann::json vocab = nlohmann::json::object();
     for (int b = 0; b < 256; ++b) vocab[utf8(cml::model::gpt2_byte_to_unicode(static_cast<uint8_t>(b)))] = b;
-    const char* extra[] = {"\xC4\xA0t",
-                           "he",
-                           "\xC4\xA0the",
-                           "in",
-                           "er",
-                           "\xC4\xA0"
-                           "a",
-                           "an",
-                           "on",
-                           "<|endoftext|>"};
+    const char* extra[] = {"\xC4\xA0t", "he", "\xC4\xA0the", "in", "er", "\xC4\xA0\x61", "an", "on", "<|endoftext|>"};
     int id = 256;
     for (const char* e : extra) vocab[e] = id++;
     const std::string enc = vocab.dump();

@@ -214,8 +214,14 @@ const cbor_item_t* map_find(const cbor_item_t* map, std::string_view key) {
 }
 
 Result<Sign1> parse_sign1(ByteSpan data) {
-  CML_ASSIGN_OR_RETURN(CborPtr root, decode(data));
   Sign1 out;
+  // Tag 18 in its one-byte form (0xd2) is stripped here: libcbor 0.8's decoder rejects tags 6..20 as
+  // unassigned. Any other tag is handled (and checked) below.
+  if (!data.empty() && data[0] == 0xd2) {
+    out.tagged = true;
+    data = data.subspan(1);
+  }
+  CML_ASSIGN_OR_RETURN(CborPtr root, decode(data));
   CborPtr inner;
   const cbor_item_t* arr = root.get();
   if (cbor_isa_tag(arr)) {

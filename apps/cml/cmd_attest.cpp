@@ -12,7 +12,7 @@ namespace {
 
 struct AttestVerifyFlags {
   std::string type, evidence, at, vcek, cert_chain, tcb_info, qe_identity, tcb_signing_chain, collateral;
-  std::string pck_crl, root_crl;
+  std::string pck_crl, root_crl, crl;
   std::vector<std::string> expect;
   int64_t max_age_s = -1;
   bool json = false;
@@ -41,6 +41,7 @@ void run_verify(const AttestVerifyFlags& f) {
   r.qe_identity_path = f.qe_identity;
   r.tcb_signing_chain_path = f.tcb_signing_chain;
   r.collateral_bundle_path = f.collateral;
+  r.snp_crl_path = f.crl;
   r.pck_crl_path = f.pck_crl;
   r.root_crl_path = f.root_crl;
   if (f.max_age_s >= 0) r.max_age = std::chrono::seconds(f.max_age_s);
@@ -71,6 +72,7 @@ const CommandRegistrar kAttest("attest", [](CLI::App& root) {
   v->add_flag("--json", f->json, "Print the verdict, claims and reason as JSON");
   v->add_option("--vcek", f->vcek, "SEV-SNP: VCEK or VLEK certificate (DER or PEM)");
   v->add_option("--cert-chain", f->cert_chain, "SEV-SNP: ASK/ASVK + ARK chain (PEM)");
+  v->add_option("--crl", f->crl, "SEV-SNP: AMD ARK CRL from KDS (DER or PEM), checked against the chain");
   v->add_option("--tcb-info", f->tcb_info, "TDX: Intel PCS TCB info response body");
   v->add_option("--qe-identity", f->qe_identity, "TDX: Intel PCS QE identity response body");
   v->add_option("--tcb-signing-chain", f->tcb_signing_chain, "TDX: TCB signing issuer chain (PEM)");

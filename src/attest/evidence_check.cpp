@@ -66,6 +66,11 @@ Result<std::shared_ptr<Verifier>> make_verifier(const CheckRequest& r, Bytes& do
     }
     case EvidenceType::kSevSnp: {
       SnpVerifierOptions o;
+      if (!r.snp_crl_path.empty()) {
+        CML_ASSIGN_OR_RETURN(Bytes b, read_file(r.snp_crl_path, kMaxInputFile));
+        CML_ASSIGN_OR_RETURN(crypto::Crl crl, crypto::Crl::parse_any(b));
+        o.crls.push_back(std::move(crl));
+      }
       if (document.size() == kSnpReportSize && (!r.vcek_path.empty() || !r.cert_chain_path.empty())) {
         // Assemble the handshake wire format: report ‖ certificate table.
         CML_ASSIGN_OR_RETURN(SnpReport rep, parse_snp_report(document));

@@ -19,7 +19,7 @@ struct CheckRequest {
   std::string evidence_path;
   WallTime at{};
   // SEV-SNP
-  std::string vcek_path, cert_chain_path;
+  std::string vcek_path, cert_chain_path, snp_crl_path;
   // TDX
   std::string tcb_info_path, qe_identity_path, tcb_signing_chain_path, collateral_bundle_path;
   std::string pck_crl_path, root_crl_path;

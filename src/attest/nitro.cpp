@@ -100,6 +100,8 @@ Result<Claims> NitroVerifier::verify(ByteSpan document, WallTime now) const {
   }
   auto leaf = crypto::Certificate::from_der(d.certificate);
   if (!leaf) return attestation_error("leaf certificate: " + leaf.status().message());
+  if (leaf->der() == root_it->der() || leaf->subject() == leaf->issuer())
+    return attestation_error("leaf certificate is self-signed");
   std::span<const crypto::Certificate> trusted(&*root_it, 1);
   CML_RETURN_IF_ERROR(crypto::verify_chain(*leaf, intermediates, trusted, now));
 

@@ -270,6 +270,10 @@ Result<Claims> SnpVerifier::verify(ByteSpan document, WallTime now) const {
   }
   inter.insert(inter.end(), options_.intermediates.begin(), options_.intermediates.end());
   CML_RETURN_IF_ERROR(crypto::verify_chain(vek, inter, options_.arks, now, options_.crls));
+  // AMD's KDS CRL is issued by the ARK and may also list endorsement keys (indirectly issued).
+  for (const auto& crl : options_.crls)
+    if (crl.is_revoked(vek))
+      return attestation_error(std::string(vlek ? "VLEK" : "VCEK") + " is revoked by the CRL of '" + crl.issuer() + "'");
 
   // Report signature: r, s little-endian in 72-byte fields; P-384 uses the low 48 bytes.
   Bytes sig(96);
@@ -438,8 +442,17 @@ Result<Bytes> sev_guest_ext_report(const std::string& device, ByteSpan report_da
   if (status != 0) return unavailable("SNP firmware returned status " + std::to_string(status));
   if (size != kSnpReportSize) return internal_error("SNP firmware returned a report of unexpected size");
   Bytes doc(resp.data + 32, resp.data + 32 + kSnpReportSize);
-  auto table = parse_snp_cert_table(certs);
-  if (table) doc.insert(doc.end(), certs.begin(), certs.end());
+  // Keep the certificate table up to the end of its last certificate (the buffer is zero-padded).
+  size_t end = 0;
+  for (size_t off = 0; off + 24 <= certs.size(); off += 24) {
+    const uint32_t o = load_u32_le(certs.data() + off + 16), l = load_u32_le(certs.data() + off + 20);
+    if (all_zero(ByteSpan(certs.data() + off, 24))) {
+      end = std::max(end, off + 24);
+      break;
+    }
+    if (o <= certs.size() && l <= certs.size() - o) end = std::max(end, size_t(o) + l);
+  }
+  if (end > 24 && parse_snp_cert_table(ByteSpan(certs).first(end))) doc.insert(doc.end(), certs.begin(), certs.begin() + end);
   return doc;
 }
 

@@ -231,10 +231,35 @@ struct TcbResult {
   std::string qe_status, platform_status, module_status;
 };
 
-Result<TcbResult> evaluate_tcb(const TdxCollateral& col, const TdxQuote& q, const PckTcb& pck, WallTime now) {
+}  // namespace
+
+struct TdxPreparedCollateral {
+  Status status;  // parse errors and signature failures (independent of time)
+  nlohmann::json tcb, qe;
+};
+
+namespace {
+
+std::shared_ptr<const TdxPreparedCollateral> prepare_collateral(const TdxCollateral& col) {
+  auto p = std::make_shared<TdxPreparedCollateral>();
+  auto run = [&]() -> Status {
+    if (col.tcb_signing_chain.empty()) return attestation_error("no TCB signing certificate in the collateral");
+    const crypto::Certificate& signer = col.tcb_signing_chain[0];
+    CML_RETURN_IF_ERROR(verify_collateral_signature(col.tcb_info_json, col.tcb_info_signature, signer, "TCB info"));
+    CML_RETURN_IF_ERROR(
+        verify_collateral_signature(col.qe_identity_json, col.qe_identity_signature, signer, "QE identity"));
+    CML_ASSIGN_OR_RETURN(p->tcb, parse_json(col.tcb_info_json, "TCB info"));
+    CML_ASSIGN_OR_RETURN(p->qe, parse_json(col.qe_identity_json, "QE identity"));
+    return ok_status();
+  };
+  p->status = run();
+  return p;
+}
+
+Result<TcbResult> evaluate_tcb(const TdxPreparedCollateral& col, const TdxQuote& q, const PckTcb& pck, WallTime now) {
   TcbResult res;
   // QE identity.
-  CML_ASSIGN_OR_RETURN(nlohmann::json qe, parse_json(col.qe_identity_json, "QE identity"));
+  const nlohmann::json& qe = col.qe;
   CML_RETURN_IF_ERROR(check_current(qe, now, "QE identity"));
   if (!qe.contains("id") || qe["id"] != "TD_QE") return attestation_error("QE identity is not for the TDX QE (TD_QE)");
   CML_ASSIGN_OR_RETURN(Bytes mrsigner, hex_field(qe, "mrsigner", "QE identity"));
@@ -267,7 +292,7 @@ Result<TcbResult> evaluate_tcb(const TdxCollateral& col, const TdxQuote& q, cons
   }
 
   // TCB info.
-  CML_ASSIGN_OR_RETURN(nlohmann::json tcb, parse_json(col.tcb_info_json, "TCB info"));
+  const nlohmann::json& tcb = col.tcb;
   CML_RETURN_IF_ERROR(check_current(tcb, now, "TCB info"));
   if (!tcb.contains("id") || tcb["id"] != "TDX") return attestation_error("TCB info is not TDX TCB info");
   CML_ASSIGN_OR_RETURN(Bytes fmspc, hex_field(tcb, "fmspc", "TCB info"));
@@ -492,6 +517,7 @@ Result<TdxVerifierOptions> options_from_bundle(std::string_view json) {
 
 TdxVerifier::TdxVerifier(TdxVerifierOptions options) : options_(std::move(options)) {
   if (options_.roots.empty()) options_.roots.push_back(roots::intel_sgx_root_ca());
+  if (options_.collateral) prepared_ = prepare_collateral(*options_.collateral);
 }
 
 Result<Claims> TdxVerifier::verify(ByteSpan document, WallTime now) const {
@@ -591,10 +617,8 @@ Result<Claims> TdxVerifier::verify(ByteSpan document, WallTime now) const {
     Status s = crypto::verify_chain(signer, tinter, options_.roots, now, root_crls);
     if (!s) return attestation_error("TCB signing chain: " + s.message());
   }
-  CML_RETURN_IF_ERROR(verify_collateral_signature(col.tcb_info_json, col.tcb_info_signature, signer, "TCB info"));
-  CML_RETURN_IF_ERROR(
-      verify_collateral_signature(col.qe_identity_json, col.qe_identity_signature, signer, "QE identity"));
-  CML_ASSIGN_OR_RETURN(TcbResult tcb, evaluate_tcb(col, q, *pck_tcb, now));
+  CML_RETURN_IF_ERROR(prepared_->status);
+  CML_ASSIGN_OR_RETURN(TcbResult tcb, evaluate_tcb(*prepared_, q, *pck_tcb, now));
   c.tcb_status = tcb.status;
   c.advisories = tcb.advisories;
   c.details["platform_tcb_status"] = tcb.platform_status;

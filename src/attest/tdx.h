@@ -93,14 +93,18 @@ struct TdxVerifierOptions {
 // tcb_info_issuer_chain, qe_identity, qe_identity_signature, pck_crl, root_ca_crl).
 Result<TdxVerifierOptions> options_from_bundle(std::string_view json);
 
+struct TdxPreparedCollateral;  // parsed JSON and time-independent signature results (tdx.cpp)
+
 class TdxVerifier final : public Verifier {
  public:
+  // Parses the collateral and checks its signatures once; validity times are checked on every verify().
   explicit TdxVerifier(TdxVerifierOptions options = {});
   EvidenceType type() const override { return EvidenceType::kTdx; }
   Result<Claims> verify(ByteSpan document, WallTime now) const override;
 
  private:
   TdxVerifierOptions options_;
+  std::shared_ptr<const TdxPreparedCollateral> prepared_;
 };
 
 // PCK certificate SGX extension (OID 1.2.840.113741.1.13.1): the platform TCB the PCK was issued for.

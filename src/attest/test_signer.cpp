@@ -459,6 +459,35 @@ Result<TdxCollateral> TestSigner::tdx_collateral(const std::vector<TestTcbLevel>
   return c;
 }
 
+Result<crypto::Crl> TestSigner::snp_crl(bool revoke_vcek, WallTime last, WallTime next, const SnpTcb& tcb) const {
+  CML_ASSIGN_OR_RETURN(auto vcek, impl_->vcek_for(tcb));
+  X509_CRL* crl = X509_CRL_new();
+  if (!crl) return internal_error("X509_CRL_new failed");
+  std::unique_ptr<X509_CRL, void (*)(X509_CRL*)> guard(crl, X509_CRL_free);
+  X509_CRL_set_version(crl, 1);
+  X509_CRL_set_issuer_name(crl, X509_get_subject_name(impl_->ark.get()));
+  ASN1_TIME* t1 = ASN1_TIME_set(nullptr, static_cast<time_t>(to_unix_seconds(last)));
+  ASN1_TIME* t2 = ASN1_TIME_set(nullptr, static_cast<time_t>(to_unix_seconds(next)));
+  X509_CRL_set1_lastUpdate(crl, t1);
+  X509_CRL_set1_nextUpdate(crl, t2);
+  ASN1_TIME_free(t1);
+  if (revoke_vcek) {
+    X509_REVOKED* rev = X509_REVOKED_new();
+    X509_REVOKED_set_serialNumber(rev, const_cast<ASN1_INTEGER*>(X509_get0_serialNumber(vcek.second.get())));
+    X509_REVOKED_set_revocationDate(rev, t2);
+    X509_CRL_add0_revoked(crl, rev);
+  }
+  ASN1_TIME_free(t2);
+  X509_CRL_sort(crl);
+  if (X509_CRL_sign(crl, impl_->ark_key.get(), EVP_sha384()) <= 0) return internal_error("CRL signing failed");
+  unsigned char* der = nullptr;
+  int n = i2d_X509_CRL(crl, &der);
+  if (n <= 0) return internal_error("CRL encoding failed");
+  Bytes bytes(der, der + n);
+  OPENSSL_free(der);
+  return crypto::Crl::from_der(bytes);
+}
+
 NitroVerifierOptions TestSigner::nitro_options() const {
   NitroVerifierOptions o;
   o.roots = {impl_->nitro_root};

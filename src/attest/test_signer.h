@@ -62,6 +62,8 @@ class TestSigner {
   // TCB info (levels in order) and a QE identity matching the generated QE, signed by the test TCB signer.
   Result<TdxCollateral> tdx_collateral(const std::vector<TestTcbLevel>& levels, WallTime issue, WallTime next,
                                        uint16_t qe_min_isvsvn = 0) const;
+  // A CRL issued by the test ARK over [last, next], revoking the VCEK for `tcb` when `revoke_vcek`.
+  Result<crypto::Crl> snp_crl(bool revoke_vcek, WallTime last, WallTime next, const SnpTcb& tcb = TestSnpParams{}.tcb) const;
   // The platform TCB in generated PCK certificates.
   static TestTcbLevel platform_tcb();
 

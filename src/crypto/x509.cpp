@@ -11,6 +11,9 @@
 
 #include <cstring>
 #include <ctime>
+#include <map>
+#include <mutex>
+#include <set>
 
 namespace cml::crypto {
 
@@ -56,6 +59,68 @@ std::string short_name(const Certificate& c) {
 
 void clear_openssl_errors() { ERR_clear_error(); }
 
+// Process-wide caches (bounded; cleared wholesale when full). Both are keyed by content hashes, so a hit
+// means "these exact bytes": parsed certificates by SHA-256 of their DER, and verified certificate
+// signatures by SHA-256(child DER) ‖ SHA-256(issuer DER). Validity times are never cached.
+constexpr size_t kMaxCacheEntries = 1024;
+
+struct Caches {
+  std::mutex mu;
+  std::map<Digest256, std::pair<std::shared_ptr<X509>, std::pair<WallTime, WallTime>>> parsed;
+  std::set<std::pair<Digest256, Digest256>> verified_links;
+};
+Caches& caches() {
+  static Caches c;
+  return c;
+}
+
+Digest256 der_digest(X509* x) {
+  Digest256 d{};
+  unsigned int len = 0;
+  X509_digest(x, EVP_sha256(), d.data(), &len);
+  return d;
+}
+
+// Signature of `child` under `issuer`'s key, remembered once verified.
+bool verify_link_cached(X509* child, X509* issuer) {
+  const auto key = std::make_pair(der_digest(child), der_digest(issuer));
+  {
+    std::lock_guard<std::mutex> lock(caches().mu);
+    if (caches().verified_links.count(key)) return true;
+  }
+  EVP_PKEY* k = X509_get0_pubkey(issuer);
+  if (!k || X509_verify(child, k) != 1) {
+    ERR_clear_error();
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(caches().mu);
+  if (caches().verified_links.size() >= kMaxCacheEntries) caches().verified_links.clear();
+  caches().verified_links.insert(key);
+  return true;
+}
+
+// Replaces OpenSSL's final verification step (signatures and times along the built chain); chain building,
+// trust anchors and CA/extension checks stay OpenSSL's. The trust anchor's own self-signature is not checked:
+// anchors are pinned by their exact bytes.
+int verify_signatures_and_times(X509_STORE_CTX* ctx) {
+  STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx);
+  const int n = chain ? sk_X509_num(chain) : 0;
+  time_t t = X509_VERIFY_PARAM_get_time(X509_STORE_CTX_get0_param(ctx));
+  for (int i = n - 1; i >= 0; --i) {
+    X509* x = sk_X509_value(chain, i);
+    auto fail = [&](int err) {
+      X509_STORE_CTX_set_error_depth(ctx, i);
+      X509_STORE_CTX_set_current_cert(ctx, x);
+      X509_STORE_CTX_set_error(ctx, err);
+      return 0;
+    };
+    if (i < n - 1 && !verify_link_cached(x, sk_X509_value(chain, i + 1))) return fail(X509_V_ERR_CERT_SIGNATURE_FAILURE);
+    if (X509_cmp_time(X509_get0_notBefore(x), &t) > 0) return fail(X509_V_ERR_CERT_NOT_YET_VALID);
+    if (X509_cmp_time(X509_get0_notAfter(x), &t) < 0) return fail(X509_V_ERR_CERT_HAS_EXPIRED);
+  }
+  return 1;
+}
+
 bool looks_like_pem(ByteSpan data) { return as_string_view(data).find("-----BEGIN ") != std::string_view::npos; }
 
 }  // namespace
@@ -65,6 +130,19 @@ bool looks_like_pem(ByteSpan data) { return as_string_view(data).find("-----BEGI
 Result<Certificate> Certificate::from_der(ByteSpan der) {
   if (der.empty()) return invalid_argument("empty certificate");
   if (der.size() > kMaxCertificateSize) return invalid_argument("certificate larger than the allowed maximum");
+  const Digest256 digest = sha256(der);
+  {
+    std::lock_guard<std::mutex> lock(caches().mu);
+    auto it = caches().parsed.find(digest);
+    if (it != caches().parsed.end()) {
+      Certificate c;
+      c.x509_ = it->second.first;
+      c.der_.assign(der.begin(), der.end());
+      c.not_before_ = it->second.second.first;
+      c.not_after_ = it->second.second.second;
+      return c;
+    }
+  }
   const unsigned char* p = der.data();
   X509* x = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
   if (!x) {
@@ -77,7 +155,20 @@ Result<Certificate> Certificate::from_der(ByteSpan der) {
   c.der_.assign(der.begin(), der.end());
   c.not_before_ = asn1_to_wall(X509_get0_notBefore(x));
   c.not_after_ = asn1_to_wall(X509_get0_notAfter(x));
+  // Only well-formed certificates whose public key decodes are cached (X509 objects are then read-only).
+  if (X509_get0_pubkey(x) != nullptr) {
+    std::lock_guard<std::mutex> lock(caches().mu);
+    if (caches().parsed.size() >= kMaxCacheEntries) caches().parsed.clear();
+    caches().parsed.emplace(digest, std::make_pair(c.x509_, std::make_pair(c.not_before_, c.not_after_)));
+  }
+  clear_openssl_errors();
   return c;
+}
+
+void clear_certificate_caches() {
+  std::lock_guard<std::mutex> lock(caches().mu);
+  caches().parsed.clear();
+  caches().verified_links.clear();
 }
 
 Result<std::vector<Certificate>> Certificate::chain_from_pem(std::string_view pem) {
@@ -269,7 +360,7 @@ Status verify_chain(const Certificate& leaf, std::span<const Certificate> interm
     return internal_error("X509 store context init failed");
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
   X509_VERIFY_PARAM_set_time(param, static_cast<time_t>(to_unix_seconds(now)));
-  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CHECK_SS_SIGNATURE);
+  X509_STORE_CTX_set_verify(ctx.get(), verify_signatures_and_times);
   int ok = X509_verify_cert(ctx.get());
   if (ok != 1) {
     int err = X509_STORE_CTX_get_error(ctx.get());

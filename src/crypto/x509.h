@@ -82,6 +82,11 @@ class Crl {
   std::shared_ptr<X509_CRL> crl_;
 };
 
+// Parsed certificates and verified certificate signatures are cached process-wide, keyed by content hashes
+// (bounded). Validity windows and CRLs are checked on every call. Benchmarks clear the caches to measure
+// a cold verification.
+void clear_certificate_caches();
+
 // Verifies `leaf` ← intermediates ← one of `roots` at `now`: every signature, every validity window (roots
 // included), CA constraints, and, for each CRL given, that its issuer's certificates are not revoked (a CRL
 // must itself verify and be current). ATTESTATION error naming the failing certificate and check.

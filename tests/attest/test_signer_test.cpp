@@ -136,6 +136,23 @@ TEST_F(TestSignerFormats, SnpPolicyBitsAndTcbBinding) {
   EXPECT_FALSE(SnpVerifier(signer_->snp_options()).verify(signer_->snp_document(rd_, bare).value(), now_).is_ok());
 }
 
+TEST_F(TestSignerFormats, SnpCrlRevocationAndStaleness) {
+  auto doc = signer_->snp_document(rd_);
+  CML_ASSERT_OK(doc);
+  auto with = [&](Result<crypto::Crl> crl) {
+    SnpVerifierOptions o = signer_->snp_options();
+    o.crls.push_back(crl.value());
+    return SnpVerifier(o).verify(*doc, now_);
+  };
+  CML_EXPECT_OK(with(signer_->snp_crl(false, now_ - std::chrono::hours(1), now_ + std::chrono::hours(1))));
+  auto revoked = with(signer_->snp_crl(true, now_ - std::chrono::hours(1), now_ + std::chrono::hours(1)));
+  ASSERT_FALSE(revoked.is_ok());
+  EXPECT_NE(revoked.status().message().find("revoked"), std::string::npos) << revoked.status().message();
+  auto stale = with(signer_->snp_crl(false, now_ - std::chrono::hours(3), now_ - std::chrono::hours(2)));
+  ASSERT_FALSE(stale.is_ok());
+  EXPECT_NE(stale.status().message().find("stale"), std::string::npos);
+}
+
 TEST_F(TestSignerFormats, TdxCollateralStatusesAndAdvisories) {
   const TestTcbLevel plat = TestSigner::platform_tcb();
   auto quote = signer_->tdx_quote(rd_);

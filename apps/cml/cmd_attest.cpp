@@ -1,7 +1,6 @@
 // `cml attest verify`: check Nitro, SEV-SNP or TDX evidence by hand (exit 0 only when it verifies and every
 // expectation holds; otherwise one line naming the failed check). The logic is attest/evidence_check.h.
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 
 #include "apps/cml/commands.h"

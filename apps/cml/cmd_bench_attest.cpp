@@ -4,13 +4,12 @@
 // test data is found (CML_TESTDATA_DIR), the real Nitro, SEV-SNP and TDX samples at their pinned times.
 #include <openssl/evp.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 
 #include "apps/cml/commands.h"
 #include "attest/nitro.h"
@@ -83,14 +82,16 @@ std::string bench_attest(const BenchOptions& opts, nlohmann::json& out) {
   auto add = [&](const std::string& name, const Factory& make, const Bytes& doc, WallTime at) -> std::string {
     Stats warm, cold;
     auto v = make();
-    std::string err = time_runs(n, [&] { return verify_status(*v, doc, at); }, warm);
+    std::string err = time_runs(
+        n, [&] { return verify_status(*v, doc, at); }, warm);
     if (err.empty())
-      err = time_runs(n,
-                      [&] {
-                        crypto::clear_certificate_caches();
-                        return verify_status(*make(), doc, at);
-                      },
-                      cold);
+      err = time_runs(
+          n,
+          [&] {
+            crypto::clear_certificate_caches();
+            return verify_status(*make(), doc, at);
+          },
+          cold);
     if (!err.empty()) return name + ": " + err;
     docs[name] = {{"warm", to_json(warm)}, {"cold", to_json(cold)}, {"bytes", doc.size()}};
     return {};
@@ -155,8 +156,7 @@ std::string bench_attest(const BenchOptions& opts, nlohmann::json& out) {
     if (quote && bundle) {
       auto o = attest::options_from_bundle(as_string_view(*bundle));
       if (!o) return o.status().to_string();
-      std::string e = add("tdx_real_dcapqvl_with_collateral", tdx(*o), *quote,
-                          from_unix_seconds(1752919234));
+      std::string e = add("tdx_real_dcapqvl_with_collateral", tdx(*o), *quote, from_unix_seconds(1752919234));
       if (!e.empty()) return e;
       e = add("tdx_real_dcapqvl", tdx({}), *quote, from_unix_seconds(1752919234));
       if (!e.empty()) return e;
@@ -165,9 +165,8 @@ std::string bench_attest(const BenchOptions& opts, nlohmann::json& out) {
 
   // Bounds: one raw signature verification of each kind the documents need.
   nlohmann::json bounds = nlohmann::json::object();
-  for (auto [name, curve, md, field] :
-       {std::tuple{"ecdsa_p384_sha384_verify", "P-384", EVP_sha384(), size_t(48)},
-        std::tuple{"ecdsa_p256_sha256_verify", "P-256", EVP_sha256(), size_t(32)}}) {
+  for (auto [name, curve, md, field] : {std::tuple{"ecdsa_p384_sha384_verify", "P-384", EVP_sha384(), size_t(48)},
+                                        std::tuple{"ecdsa_p256_sha256_verify", "P-256", EVP_sha256(), size_t(32)}}) {
     EVP_PKEY* k = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve);
     const Bytes msg(1184, 0x33);
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
@@ -181,14 +180,16 @@ std::string bench_attest(const BenchOptions& opts, nlohmann::json& out) {
     crypto::PublicKey pk(k);
     const crypto::HashAlg alg = field == 48 ? crypto::HashAlg::kSha384 : crypto::HashAlg::kSha256;
     Stats st;
-    std::string e = time_runs(n, [&] { return crypto::ecdsa_verify(pk, alg, msg, sig, crypto::SignatureFormat::kDer); }, st);
+    std::string e = time_runs(
+        n, [&] { return crypto::ecdsa_verify(pk, alg, msg, sig, crypto::SignatureFormat::kDer); }, st);
     if (!e.empty()) return std::string(name) + ": " + e;
     bounds[name] = to_json(st);
   }
   {
     const auto& ark = attest::roots::amd_arks()[0];  // RSA-4096 PSS self-signature
     Stats st;
-    std::string e = time_runs(n, [&] { return ark.verify_signed_by(ark); }, st);
+    std::string e = time_runs(
+        n, [&] { return ark.verify_signed_by(ark); }, st);
     if (!e.empty()) return "rsa_pss_4096_verify: " + e;
     bounds["rsa_pss_4096_sha384_verify"] = to_json(st);
   }

@@ -16,18 +16,42 @@ struct Pre {
   uint64_t size = 0;
 };
 
-void on_item(void* c) { static_cast<Pre*>(c)->ev = Ev::kItem; }
-void on_u8(void* c, uint8_t) { on_item(c); }
-void on_u16(void* c, uint16_t) { on_item(c); }
-void on_u32(void* c, uint32_t) { on_item(c); }
-void on_u64(void* c, uint64_t) { on_item(c); }
-void on_str(void* c, cbor_data, size_t) { on_item(c); }
-void on_float(void* c, float) { on_item(c); }
-void on_double(void* c, double) { on_item(c); }
-void on_bool(void* c, bool) { on_item(c); }
-void on_indef(void* c) { static_cast<Pre*>(c)->ev = Ev::kIndef; }
-void on_break(void* c) { static_cast<Pre*>(c)->ev = Ev::kBreak; }
-void on_tag(void* c, uint64_t) { static_cast<Pre*>(c)->ev = Ev::kTag; }
+void on_item(void* c) {
+  static_cast<Pre*>(c)->ev = Ev::kItem;
+}
+void on_u8(void* c, uint8_t) {
+  on_item(c);
+}
+void on_u16(void* c, uint16_t) {
+  on_item(c);
+}
+void on_u32(void* c, uint32_t) {
+  on_item(c);
+}
+void on_u64(void* c, uint64_t) {
+  on_item(c);
+}
+void on_str(void* c, cbor_data, size_t) {
+  on_item(c);
+}
+void on_float(void* c, float) {
+  on_item(c);
+}
+void on_double(void* c, double) {
+  on_item(c);
+}
+void on_bool(void* c, bool) {
+  on_item(c);
+}
+void on_indef(void* c) {
+  static_cast<Pre*>(c)->ev = Ev::kIndef;
+}
+void on_break(void* c) {
+  static_cast<Pre*>(c)->ev = Ev::kBreak;
+}
+void on_tag(void* c, uint64_t) {
+  static_cast<Pre*>(c)->ev = Ev::kTag;
+}
 void on_array(void* c, size_t n) {
   auto* p = static_cast<Pre*>(c);
   p->ev = Ev::kArray;
@@ -197,7 +221,9 @@ Result<int64_t> get_int(const cbor_item_t* item, std::string_view what) {
   return invalid_argument(std::string(what) + " is not an integer");
 }
 
-bool is_null(const cbor_item_t* item) { return item && cbor_is_null(item); }
+bool is_null(const cbor_item_t* item) {
+  return item && cbor_is_null(item);
+}
 
 const cbor_item_t* map_find(const cbor_item_t* map, std::string_view key) {
   if (!map || !cbor_isa_map(map)) return nullptr;
@@ -272,7 +298,9 @@ CborWriter& CborWriter::head(uint8_t major, uint64_t v) {
   return *this;
 }
 
-CborWriter& CborWriter::nint(int64_t v) { return head(1, static_cast<uint64_t>(-1 - v)); }
+CborWriter& CborWriter::nint(int64_t v) {
+  return head(1, static_cast<uint64_t>(-1 - v));
+}
 CborWriter& CborWriter::bstr(ByteSpan b) {
   head(2, b.size());
   w_.bytes(b);

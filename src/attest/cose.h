@@ -67,8 +67,16 @@ class CborWriter {
   CborWriter& array(uint64_t n) { return head(4, n); }
   CborWriter& map(uint64_t n) { return head(5, n); }
   CborWriter& tag(uint64_t t) { return head(6, t); }
-  CborWriter& null() { w_.u8(0xf6); return *this; }
-  CborWriter& raw(ByteSpan b) { w_.bytes(b); return *this; }
+  CborWriter& null() {
+    w_.u8(0xf6);
+    return *this;
+  }
+  // bstr, or null when empty (NSM and Nitro optional fields).
+  CborWriter& bstr_or_null(ByteSpan b) { return b.empty() ? null() : bstr(b); }
+  CborWriter& raw(ByteSpan b) {
+    w_.bytes(b);
+    return *this;
+  }
   CborWriter& head(uint8_t major, uint64_t v);
   Bytes take() { return w_.take(); }
 

@@ -2,10 +2,9 @@
 
 #include <openssl/evp.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cctype>
+#include <nlohmann/json.hpp>
 
 #include "attest/nitro.h"
 #include "attest/sev_snp.h"
@@ -36,7 +35,8 @@ bool all_of_set(std::string_view s, std::string_view set) {
 Result<Bytes> base64_decode(const std::string& text) {
   if (text.size() % 4 != 0) return invalid_argument("base64 text length is not a multiple of 4");
   Bytes out(text.size() / 4 * 3);
-  int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+  int n =
+      EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
   if (n < 0) return invalid_argument("malformed base64");
   size_t pad = 0;
   if (!text.empty() && text.back() == '=') ++pad;
@@ -141,15 +141,16 @@ Result<Bytes> load_evidence_file(const std::string& path) {
     const std::string text = strip_space(raw);
     if (raw.size() > 64 && all_of_set(text, "0123456789abcdefABCDEF")) {
       CML_ASSIGN_OR_RETURN(out, from_hex(text));
-    } else if (raw.size() > 64 && all_of_set(text,
-                                             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")) {
+    } else if (raw.size() > 64 &&
+               all_of_set(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")) {
       CML_ASSIGN_OR_RETURN(out, base64_decode(text));
     } else {
       out = std::move(raw);
     }
   }
   if (out.empty()) return invalid_argument("evidence file " + path + " is empty");
-  if (out.size() > kMaxEvidenceSize) return invalid_argument("evidence larger than " + std::to_string(kMaxEvidenceSize));
+  if (out.size() > kMaxEvidenceSize)
+    return invalid_argument("evidence larger than " + std::to_string(kMaxEvidenceSize));
   return out;
 }
 

@@ -67,7 +67,8 @@ Result<NitroDocument> parse_nitro_document(ByteSpan document) {
   if (cbor_array_size(bundle) == 0 || cbor_array_size(bundle) > kMaxCabundle)
     return invalid_argument("cabundle has a bad size");
   for (size_t i = 0; i < cbor_array_size(bundle); ++i) {
-    CML_ASSIGN_OR_RETURN(Bytes c, cose::get_bytes(cbor_array_handle(const_cast<cbor_item_t*>(bundle))[i], "cabundle entry"));
+    CML_ASSIGN_OR_RETURN(Bytes c,
+                         cose::get_bytes(cbor_array_handle(const_cast<cbor_item_t*>(bundle))[i], "cabundle entry"));
     d.cabundle.push_back(std::move(c));
   }
   CML_RETURN_IF_ERROR(parse_optional_bytes(m, "public_key", d.public_key));
@@ -113,8 +114,8 @@ Result<Claims> NitroVerifier::verify(ByteSpan document, WallTime now) const {
   if (!sig) return attestation_error("COSE_Sign1 signature does not verify under the leaf certificate");
 
   // Freshness.
-  const WallTime issued = WallTime(std::chrono::milliseconds(static_cast<int64_t>(
-      std::min<uint64_t>(d.timestamp_ms, uint64_t(INT64_MAX) / 1000000))));
+  const WallTime issued = WallTime(std::chrono::milliseconds(
+      static_cast<int64_t>(std::min<uint64_t>(d.timestamp_ms, uint64_t(INT64_MAX) / 1000000))));
   if (issued > now + options_.max_clock_skew)
     return attestation_error("document timestamp " + format_rfc3339(issued) + " is in the future");
   if (options_.max_age && now - issued > *options_.max_age)
@@ -145,12 +146,9 @@ Result<Claims> NitroVerifier::verify(ByteSpan document, WallTime now) const {
 Bytes encode_nsm_attestation_request(ByteSpan public_key, ByteSpan nonce, ByteSpan user_data) {
   cose::CborWriter w;
   w.map(1).tstr("Attestation").map(3);
-  w.tstr("user_data");
-  if (user_data.empty()) w.null(); else w.bstr(user_data);
-  w.tstr("nonce");
-  if (nonce.empty()) w.null(); else w.bstr(nonce);
-  w.tstr("public_key");
-  if (public_key.empty()) w.null(); else w.bstr(public_key);
+  w.tstr("user_data").bstr_or_null(user_data);
+  w.tstr("nonce").bstr_or_null(nonce);
+  w.tstr("public_key").bstr_or_null(public_key);
   return w.take();
 }
 
@@ -203,7 +201,9 @@ class NsmDevice final : public NsmTransport {
 };
 }  // namespace
 
-std::unique_ptr<NsmTransport> open_nsm_device(const std::string& path) { return std::make_unique<NsmDevice>(path); }
+std::unique_ptr<NsmTransport> open_nsm_device(const std::string& path) {
+  return std::make_unique<NsmDevice>(path);
+}
 
 Result<Evidence> NitroProvider::attest(ByteSpan public_key, ByteSpan nonce) {
   if (public_key.size() > 1024 || nonce.size() > 512) return invalid_argument("public key or nonce too large for NSM");

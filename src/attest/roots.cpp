@@ -31,9 +31,9 @@ const std::vector<crypto::Certificate>& amd_arks() {
 }
 
 const std::vector<crypto::Certificate>& amd_intermediates() {
-  static const std::vector<crypto::Certificate> v = {
-      load(roots_data::kAmdAskMilan), load(roots_data::kAmdAsvkMilan), load(roots_data::kAmdAskGenoa),
-      load(roots_data::kAmdAsvkGenoa), load(roots_data::kAmdAskTurin), load(roots_data::kAmdAsvkTurin)};
+  static const std::vector<crypto::Certificate> v = {load(roots_data::kAmdAskMilan), load(roots_data::kAmdAsvkMilan),
+                                                     load(roots_data::kAmdAskGenoa), load(roots_data::kAmdAsvkGenoa),
+                                                     load(roots_data::kAmdAskTurin), load(roots_data::kAmdAsvkTurin)};
   return v;
 }
 

@@ -7,10 +7,9 @@
 namespace cml::attest::roots_data {
 
 // AWS Nitro Enclaves Root-G1 (https://aws-nitro-enclaves.amazonaws.com/AWS_NitroEnclaves_Root-G1.zip)
-const PinnedCert kAwsNitroRootG1 = {
-    "AwsNitroRootG1",
-    "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b",
-    R"PEM(-----BEGIN CERTIFICATE-----
+const PinnedCert kAwsNitroRootG1 = {"AwsNitroRootG1",
+                                    "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b",
+                                    R"PEM(-----BEGIN CERTIFICATE-----
 MIICETCCAZagAwIBAgIRAPkxdWgbkK/hHUbMtOTn+FYwCgYIKoZIzj0EAwMwSTEL
 MAkGA1UEBhMCVVMxDzANBgNVBAoMBkFtYXpvbjEMMAoGA1UECwwDQVdTMRswGQYD
 VQQDDBJhd3Mubml0cm8tZW5jbGF2ZXMwHhcNMTkxMDI4MTMyODA1WhcNNDkxMDI4
@@ -27,10 +26,9 @@ IwLz3/Y=
 )PEM"};
 
 // Intel SGX Root CA (https://certificates.trustedservices.intel.com/Intel_SGX_Provisioning_Certification_RootCA.pem)
-const PinnedCert kIntelSgxRootCa = {
-    "IntelSgxRootCa",
-    "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3",
-    R"PEM(-----BEGIN CERTIFICATE-----
+const PinnedCert kIntelSgxRootCa = {"IntelSgxRootCa",
+                                    "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3",
+                                    R"PEM(-----BEGIN CERTIFICATE-----
 MIICjzCCAjSgAwIBAgIUImUM1lqdNInzg7SVUr9QGzknBqwwCgYIKoZIzj0EAwIw
 aDEaMBgGA1UEAwwRSW50ZWwgU0dYIFJvb3QgQ0ExGjAYBgNVBAoMEUludGVsIENv
 cnBvcmF0aW9uMRQwEgYDVQQHDAtTYW50YSBDbGFyYTELMAkGA1UECAwCQ0ExCzAJ
@@ -49,10 +47,8 @@ AiEA4J0lrHoMs+Xo5o/sX6O9QWxHRAvZUGOdRQ7cvqRXaqI=
 )PEM"};
 
 // AMD ARK-Milan (https://kdsintf.amd.com/vcek/v1/Milan/cert_chain, second certificate)
-const PinnedCert kAmdArkMilan = {
-    "AmdArkMilan",
-    "69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd",
-    R"PEM(-----BEGIN CERTIFICATE-----
+const PinnedCert kAmdArkMilan = {"AmdArkMilan", "69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd",
+                                 R"PEM(-----BEGIN CERTIFICATE-----
 MIIGYzCCBBKgAwIBAgIDAQAAMEYGCSqGSIb3DQEBCjA5oA8wDQYJYIZIAWUDBAIC
 BQChHDAaBgkqhkiG9w0BAQgwDQYJYIZIAWUDBAICBQCiAwIBMKMDAgEBMHsxFDAS
 BgNVBAsMC0VuZ2luZWVyaW5nMQswCQYDVQQGEwJVUzEUMBIGA1UEBwwLU2FudGEg
@@ -92,10 +88,8 @@ AFZEAwoKCQ==
 )PEM"};
 
 // AMD SEV-Milan ASK (same KDS chain, first certificate; an intermediate, verified against the ARK)
-const PinnedCert kAmdAskMilan = {
-    "AmdAskMilan",
-    "67d303bd3905fd38db8b20e0793699870e7fa612eaad5dec358293fd8c0bac1b",
-    R"PEM(-----BEGIN CERTIFICATE-----
+const PinnedCert kAmdAskMilan = {"AmdAskMilan", "67d303bd3905fd38db8b20e0793699870e7fa612eaad5dec358293fd8c0bac1b",
+                                 R"PEM(-----BEGIN CERTIFICATE-----
 MIIGiTCCBDigAwIBAgIDAQABMEYGCSqGSIb3DQEBCjA5oA8wDQYJYIZIAWUDBAIC
 BQChHDAaBgkqhkiG9w0BAQgwDQYJYIZIAWUDBAICBQCiAwIBMKMDAgEBMHsxFDAS
 BgNVBAsMC0VuZ2luZWVyaW5nMQswCQYDVQQGEwJVUzEUMBIGA1UEBwwLU2FudGEg
@@ -135,10 +129,8 @@ ajxCW3Seiws6r1Zm+tCuVbMiNtpS9ThjNX4uve5thyfE2DgoxRFvY1CsoF5M
 )PEM"};
 
 // AMD SEV-VLEK-Milan ASVK (https://kdsintf.amd.com/vlek/v1/Milan/cert_chain, first certificate)
-const PinnedCert kAmdAsvkMilan = {
-    "AmdAsvkMilan",
-    "c5e081f59b7efab1fe2f8b505e159704e72f29cab7ef7cf628a05a42439082f5",
-    R"PEM(-----BEGIN CERTIFICATE-----
+const PinnedCert kAmdAsvkMilan = {"AmdAsvkMilan", "c5e081f59b7efab1fe2f8b505e159704e72f29cab7ef7cf628a05a42439082f5",
+                                  R"PEM(-----BEGIN CERTIFICATE-----
 MIIGjzCCBD6gAwIBAgIDAQEBMEYGCSqGSIb3DQEBCjA5oA8wDQYJYIZIAWUDBAIC
 BQChHDAaBgkqhkiG9w0BAQgwDQYJYIZIAWUDBAICBQCiAwIBMKMDAgEBMHsxFDAS
 BgNVBAsMC0VuZ2luZWVyaW5nMQswCQYDVQQGEwJVUzEUMBIGA1UEBwwLU2FudGEg
@@ -179,10 +171,8 @@ d4uQB+fggMtK0qPRthpFtc2SqVCTvHnhxyXqo7GpXMsssgLgKNwaFPe2+Ld5OwPR
 )PEM"};
 
 // AMD ARK-Genoa (https://kdsintf.amd.com/vcek/v1/Genoa/cert_chain, second certificate)
-const PinnedCert kAmdArkGenoa = {
-    "AmdArkGenoa",
-    "4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1",
-    R"PEM(-----BEGIN CERTIFICATE-----
+const PinnedCert kAmdArkGenoa = {"AmdArkGenoa", "4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1",
+                                 R"PEM(-----BEGIN CERTIFICATE-----
 MIIGYzCCBBKgAwIBAgIDAgAAMEYGCSqGSIb3DQEBCjA5oA8wDQYJYIZIAWUDBAIC
 BQChHDAaBgkqhkiG9w0BAQgwDQYJYIZIAWUDBAICBQCiAwIBMKMDAgEBMHsxFDAS
 BgNVBAsMC0VuZ2luZWVyaW5nMQswCQYDVQQGEwJVUzEUMBIGA1UEBwwLU2FudGEg
@@ -222,10 +212,8 @@ aZCIZKr4X6TyfUuSDz/1JDAGl+lxdM0P9+lLaP9NahQjHCVf0zf1c1salVuGFk2w
 )PEM"};
 
 // AMD SEV-Genoa ASK (same KDS chain, first certificate; an intermediate, verified against the ARK)
-const PinnedCert kAmdAskGenoa = {
-    "AmdAskGenoa",
-    "5464738c1546aed5f2cecf1dc98c5c960a92e8913238a61711bc90ec6e828521",
-    R"PEM(-----BEGIN CERTIFICATE-----
+const PinnedCert kAmdAskGenoa = {"AmdAskGenoa", "5464738c1546aed5f2cecf1dc98c5c960a92e8913238a61711bc90ec6e828521",
+                                 R"PEM(-----BEGIN CERTIFICATE-----
 MIIGiTCCBDigAwIBAgIDAgACMEYGCSqGSIb3DQEBCjA5oA8wDQYJYIZIAWUDBAIC
 BQChHDAaBgkqhkiG9w0BAQgwDQYJYIZIAWUDBAICBQCiAwIBMKMDAgEBMHsxFDAS
 BgNVBAsMC0VuZ2luZWVyaW5nMQswCQYDVQQGEwJVUzEUMBIGA1UEBwwLU2FudGEg
@@ -265,10 +253,8 @@ jaDTSFaq1NIwodHp7X9fOG48uRuJWS8GmifD969sC4Ut2FJFoklceBVUNCHR
 )PEM"};
 
 // AMD SEV-VLEK-Genoa ASVK (https://kdsintf.amd.com/vlek/v1/Genoa/cert_chain, first certificate)
-const PinnedCert kAmdAsvkGenoa = {
-    "AmdAsvkGenoa",
-    "197e610743a917d6b9bb982a5a9226ccc0a15b611be0619e626aca9151457372",
-    R"PEM(-----BEGIN CERTIFICATE-----
+const PinnedCert kAmdAsvkGenoa = {"AmdAsvkGenoa", "197e610743a917d6b9bb982a5a9226ccc0a15b611be0619e626aca9151457372",
+                                  R"PEM(-----BEGIN CERTIFICATE-----
 MIIGjzCCBD6gAwIBAgIDAgEBMEYGCSqGSIb3DQEBCjA5oA8wDQYJYIZIAWUDBAIC
 BQChHDAaBgkqhkiG9w0BAQgwDQYJYIZIAWUDBAICBQCiAwIBMKMDAgEBMHsxFDAS
 BgNVBAsMC0VuZ2luZWVyaW5nMQswCQYDVQQGEwJVUzEUMBIGA1UEBwwLU2FudGEg
@@ -309,10 +295,8 @@ xmEqaiI7xS58pR6vZ8BeXMGPPQqgOm/oBzOypVR3iCG6MFdjsTNA6M8P7GCZe1p7
 )PEM"};
 
 // AMD ARK-Turin (https://kdsintf.amd.com/vcek/v1/Turin/cert_chain, second certificate)
-const PinnedCert kAmdArkTurin = {
-    "AmdArkTurin",
-    "1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a",
-    R"PEM(-----BEGIN CERTIFICATE-----
+const PinnedCert kAmdArkTurin = {"AmdArkTurin", "1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a",
+                                 R"PEM(-----BEGIN CERTIFICATE-----
 MIIGYzCCBBKgAwIBAgIDAwAAMEYGCSqGSIb3DQEBCjA5oA8wDQYJYIZIAWUDBAIC
 BQChHDAaBgkqhkiG9w0BAQgwDQYJYIZIAWUDBAICBQCiAwIBMKMDAgEBMHsxFDAS
 BgNVBAsMC0VuZ2luZWVyaW5nMQswCQYDVQQGEwJVUzEUMBIGA1UEBwwLU2FudGEg
@@ -352,10 +336,8 @@ zpacMwFusA==
 )PEM"};
 
 // AMD SEV-Turin ASK (same KDS chain, first certificate; an intermediate, verified against the ARK)
-const PinnedCert kAmdAskTurin = {
-    "AmdAskTurin",
-    "5b77ef5fe7a7a004fd9032668fba9d0fda22f88c4442069a479636a6ae3b3185",
-    R"PEM(-----BEGIN CERTIFICATE-----
+const PinnedCert kAmdAskTurin = {"AmdAskTurin", "5b77ef5fe7a7a004fd9032668fba9d0fda22f88c4442069a479636a6ae3b3185",
+                                 R"PEM(-----BEGIN CERTIFICATE-----
 MIIGiTCCBDigAwIBAgIDAwABMEYGCSqGSIb3DQEBCjA5oA8wDQYJYIZIAWUDBAIC
 BQChHDAaBgkqhkiG9w0BAQgwDQYJYIZIAWUDBAICBQCiAwIBMKMDAgEBMHsxFDAS
 BgNVBAsMC0VuZ2luZWVyaW5nMQswCQYDVQQGEwJVUzEUMBIGA1UEBwwLU2FudGEg
@@ -395,10 +377,8 @@ Em4Kl/cc4f+H6bEwhj1QKAN2ipRf+mP0NfzJb+6ZHNsOvyq/WByYpLXV9JJoiDW/
 )PEM"};
 
 // AMD SEV-VLEK-Turin ASVK (https://kdsintf.amd.com/vlek/v1/Turin/cert_chain, first certificate)
-const PinnedCert kAmdAsvkTurin = {
-    "AmdAsvkTurin",
-    "104e10a8bd060a3c20a434261a57d0588fd65a88915b4f65b08bdecaf8df1a3c",
-    R"PEM(-----BEGIN CERTIFICATE-----
+const PinnedCert kAmdAsvkTurin = {"AmdAsvkTurin", "104e10a8bd060a3c20a434261a57d0588fd65a88915b4f65b08bdecaf8df1a3c",
+                                  R"PEM(-----BEGIN CERTIFICATE-----
 MIIGjzCCBD6gAwIBAgIDAwEBMEYGCSqGSIb3DQEBCjA5oA8wDQYJYIZIAWUDBAIC
 BQChHDAaBgkqhkiG9w0BAQgwDQYJYIZIAWUDBAICBQCiAwIBMKMDAgEBMHsxFDAS
 BgNVBAsMC0VuZ2luZWVyaW5nMQswCQYDVQQGEwJVUzEUMBIGA1UEBwwLU2FudGEg

@@ -97,10 +97,14 @@ std::string tcb_text(const SnpTcb& t, SnpProduct p) {
 
 std::string_view snp_product_name(SnpProduct p) {
   switch (p) {
-    case SnpProduct::kMilan: return "Milan";
-    case SnpProduct::kGenoa: return "Genoa";
-    case SnpProduct::kTurin: return "Turin";
-    case SnpProduct::kUnknown: break;
+    case SnpProduct::kMilan:
+      return "Milan";
+    case SnpProduct::kGenoa:
+      return "Genoa";
+    case SnpProduct::kTurin:
+      return "Turin";
+    case SnpProduct::kUnknown:
+      break;
   }
   return "unknown";
 }
@@ -172,10 +176,14 @@ Result<SnpCertTable> parse_snp_cert_table(ByteSpan table) {
       return invalid_argument("SNP certificate table entry points outside the table");
     Bytes der(table.begin() + off, table.begin() + off + len);
     std::optional<Bytes>* slot = nullptr;
-    if (guid_is(guid, kGuidVcek)) slot = &out.vcek;
-    else if (guid_is(guid, kGuidVlek)) slot = &out.vlek;
-    else if (guid_is(guid, kGuidAsk)) slot = &out.ask;
-    else if (guid_is(guid, kGuidArk)) slot = &out.ark;
+    if (guid_is(guid, kGuidVcek))
+      slot = &out.vcek;
+    else if (guid_is(guid, kGuidVlek))
+      slot = &out.vlek;
+    else if (guid_is(guid, kGuidAsk))
+      slot = &out.ask;
+    else if (guid_is(guid, kGuidArk))
+      slot = &out.ark;
     if (!slot) continue;  // unknown GUIDs (e.g. future certificates) are ignored
     if (*slot) return invalid_argument("SNP certificate table repeats a certificate GUID");
     *slot = std::move(der);
@@ -273,7 +281,8 @@ Result<Claims> SnpVerifier::verify(ByteSpan document, WallTime now) const {
   // AMD's KDS CRL is issued by the ARK and may also list endorsement keys (indirectly issued).
   for (const auto& crl : options_.crls)
     if (crl.is_revoked(vek))
-      return attestation_error(std::string(vlek ? "VLEK" : "VCEK") + " is revoked by the CRL of '" + crl.issuer() + "'");
+      return attestation_error(std::string(vlek ? "VLEK" : "VCEK") + " is revoked by the CRL of '" + crl.issuer() +
+                               "'");
 
   // Report signature: r, s little-endian in 72-byte fields; P-384 uses the low 48 bytes.
   Bytes sig(96);
@@ -285,8 +294,7 @@ Result<Claims> SnpVerifier::verify(ByteSpan document, WallTime now) const {
   CML_ASSIGN_OR_RETURN(crypto::PublicKey key, vek.public_key());
   if (!crypto::ecdsa_verify(key, crypto::HashAlg::kSha384, raw.first(kSnpSignedSize), sig,
                             crypto::SignatureFormat::kRaw))
-    return attestation_error("SNP report signature does not verify under the " +
-                             std::string(vlek ? "VLEK" : "VCEK"));
+    return attestation_error("SNP report signature does not verify under the " + std::string(vlek ? "VLEK" : "VCEK"));
 
   const SnpProduct product = product_of(vek, rep);
   const SnpTcb reported = decode_snp_tcb(rep.reported_tcb, product);
@@ -452,7 +460,8 @@ Result<Bytes> sev_guest_ext_report(const std::string& device, ByteSpan report_da
     }
     if (o <= certs.size() && l <= certs.size() - o) end = std::max(end, size_t(o) + l);
   }
-  if (end > 24 && parse_snp_cert_table(ByteSpan(certs).first(end))) doc.insert(doc.end(), certs.begin(), certs.begin() + end);
+  if (end > 24 && parse_snp_cert_table(ByteSpan(certs).first(end)))
+    doc.insert(doc.end(), certs.begin(), certs.begin() + end);
   return doc;
 }
 

@@ -55,7 +55,7 @@ struct SnpReport {
   std::array<uint8_t, 32> host_data{}, report_id{}, report_id_ma{};
   std::array<uint8_t, 64> chip_id{};
   uint8_t cpuid_fam = 0, cpuid_mod = 0, cpuid_step = 0;  // version ≥ 3
-  std::array<uint8_t, 144> signature{};                   // r (72, LE) ‖ s (72, LE)
+  std::array<uint8_t, 144> signature{};                  // r (72, LE) ‖ s (72, LE)
   SnpSigningKey signing_key() const { return static_cast<SnpSigningKey>((flags >> 2) & 7); }
   bool mask_chip_key() const { return (flags >> 1) & 1; }
   bool debug_allowed() const { return (policy >> 19) & 1; }
@@ -104,7 +104,7 @@ struct SnpPolicy {
   bool allow_migration_agent = false;         // policy MIGRATE_MA
   bool allow_smt = true;                      // false: refuse guests whose policy allows SMT
   bool require_single_socket = false;
-  std::optional<SnpTcb> min_tcb;              // every component of reported_tcb must be ≥
+  std::optional<SnpTcb> min_tcb;  // every component of reported_tcb must be ≥
   std::optional<uint32_t> min_guest_svn;
 };
 Status appraise_snp(const Claims& claims, const SnpPolicy& policy);

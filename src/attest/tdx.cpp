@@ -1,9 +1,8 @@
 #include "attest/tdx.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "attest/roots.h"
 #include "attest/sev_snp.h"
@@ -386,9 +385,12 @@ Result<TdxQuote> parse_tdx_quote(ByteSpan raw) {
   if (q.version == 5) {
     CML_ASSIGN_OR_RETURN(q.body_type, r.u16_le("body type"));
     CML_ASSIGN_OR_RETURN(uint32_t declared, r.u32_le("body size"));
-    if (q.body_type == 2) body_size = kTdReport10Size;
-    else if (q.body_type == 3) body_size = kTdReport15Size;
-    else return invalid_argument("TDX v5 body type " + std::to_string(q.body_type) + " is not a TD report");
+    if (q.body_type == 2)
+      body_size = kTdReport10Size;
+    else if (q.body_type == 3)
+      body_size = kTdReport15Size;
+    else
+      return invalid_argument("TDX v5 body type " + std::to_string(q.body_type) + " is not a TD report");
     if (declared != body_size) return invalid_argument("TDX v5 body size does not match its type");
   }
   CML_ASSIGN_OR_RETURN(ByteSpan body, r.take(body_size, "TD report"));
@@ -420,6 +422,26 @@ Result<TdxQuote> parse_tdx_quote(ByteSpan raw) {
   return q;
 }
 
+namespace {
+// Next SEQUENCE { OBJECT IDENTIFIER, value } of an SGX extension list.
+Result<std::pair<std::string, crypto::DerElement>> next_oid_value(crypto::DerReader& r, std::string_view what) {
+  CML_ASSIGN_OR_RETURN(auto item, r.expect(0x30, what));
+  crypto::DerReader ir(item.value);
+  CML_ASSIGN_OR_RETURN(auto oid_el, ir.expect(0x06, what));
+  CML_ASSIGN_OR_RETURN(std::string oid, crypto::der_oid_to_string(oid_el.value));
+  CML_ASSIGN_OR_RETURN(auto val, ir.next());
+  return std::make_pair(std::move(oid), val);
+}
+
+// The certificates of a PEM chain after the leaf, without self-signed roots (trust comes from the pins).
+std::vector<crypto::Certificate> intermediates_of(const std::vector<crypto::Certificate>& chain) {
+  std::vector<crypto::Certificate> out;
+  for (size_t i = 1; i < chain.size(); ++i)
+    if (chain[i].subject() != chain[i].issuer()) out.push_back(chain[i]);
+  return out;
+}
+}  // namespace
+
 Result<PckTcb> parse_pck_extension(const crypto::Certificate& pck) {
   auto ext = pck.extension("1.2.840.113741.1.13.1");
   if (!ext) return attestation_error("PCK certificate lacks the SGX extension");
@@ -429,20 +451,14 @@ Result<PckTcb> parse_pck_extension(const crypto::Certificate& pck) {
   CML_ASSIGN_OR_RETURN(auto seq, outer.expect(0x30, "SGX extension"));
   crypto::DerReader items(seq.value);
   while (!items.empty()) {
-    CML_ASSIGN_OR_RETURN(auto item, items.expect(0x30, "SGX extension item"));
-    crypto::DerReader ir(item.value);
-    CML_ASSIGN_OR_RETURN(auto oid_el, ir.expect(0x06, "SGX extension OID"));
-    CML_ASSIGN_OR_RETURN(std::string oid, crypto::der_oid_to_string(oid_el.value));
-    CML_ASSIGN_OR_RETURN(auto val, ir.next());
+    CML_ASSIGN_OR_RETURN(auto item, next_oid_value(items, "SGX extension item"));
+    const auto& [oid, val] = item;
     if (oid == "1.2.840.113741.1.13.1.2") {
       if (val.tag != 0x30) return invalid_argument("PCK TCB is not a SEQUENCE");
       crypto::DerReader tr(val.value);
       while (!tr.empty()) {
-        CML_ASSIGN_OR_RETURN(auto comp, tr.expect(0x30, "PCK TCB component"));
-        crypto::DerReader cr(comp.value);
-        CML_ASSIGN_OR_RETURN(auto coid_el, cr.expect(0x06, "PCK TCB component OID"));
-        CML_ASSIGN_OR_RETURN(std::string coid, crypto::der_oid_to_string(coid_el.value));
-        CML_ASSIGN_OR_RETURN(auto cval, cr.next());
+        CML_ASSIGN_OR_RETURN(auto comp, next_oid_value(tr, "PCK TCB component"));
+        const auto& [coid, cval] = comp;
         const std::string prefix = "1.2.840.113741.1.13.1.2.";
         if (coid.rfind(prefix, 0) != 0) continue;
         const std::string idx_text = coid.substr(prefix.size());
@@ -535,9 +551,7 @@ Result<Claims> TdxVerifier::verify(ByteSpan document, WallTime now) const {
   auto chain = crypto::Certificate::chain_from_pem(as_string_view(q.pck_chain_pem));
   if (!chain) return attestation_error("PCK certificate chain: " + chain.status().message());
   const crypto::Certificate& pck = (*chain)[0];
-  std::vector<crypto::Certificate> inter;
-  for (size_t i = 1; i < chain->size(); ++i)
-    if ((*chain)[i].subject() != (*chain)[i].issuer()) inter.push_back((*chain)[i]);
+  const std::vector<crypto::Certificate> inter = intermediates_of(*chain);
   std::vector<crypto::Crl> pck_crls;
   std::vector<crypto::Crl> root_crls;
   for (const auto& crl : options_.crls) {
@@ -610,10 +624,7 @@ Result<Claims> TdxVerifier::verify(ByteSpan document, WallTime now) const {
   if (col.tcb_signing_chain.empty()) return attestation_error("no TCB signing certificate in the collateral");
   const crypto::Certificate& signer = col.tcb_signing_chain[0];
   {
-    std::vector<crypto::Certificate> tinter;
-    for (size_t i = 1; i < col.tcb_signing_chain.size(); ++i)
-      if (col.tcb_signing_chain[i].subject() != col.tcb_signing_chain[i].issuer())
-        tinter.push_back(col.tcb_signing_chain[i]);
+    const std::vector<crypto::Certificate> tinter = intermediates_of(col.tcb_signing_chain);
     Status s = crypto::verify_chain(signer, tinter, options_.roots, now, root_crls);
     if (!s) return attestation_error("TCB signing chain: " + s.message());
   }

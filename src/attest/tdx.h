@@ -71,9 +71,9 @@ Result<TdxQuote> parse_tdx_quote(ByteSpan raw);
 
 // Intel PCS collateral for one quote.
 struct TdxCollateral {
-  std::string tcb_info_json;    // raw text of the inner "tcbInfo" object (the signed bytes)
-  Bytes tcb_info_signature;     // 64-byte r‖s
-  std::string qe_identity_json; // raw text of the inner "enclaveIdentity" object
+  std::string tcb_info_json;     // raw text of the inner "tcbInfo" object (the signed bytes)
+  Bytes tcb_info_signature;      // 64-byte r‖s
+  std::string qe_identity_json;  // raw text of the inner "enclaveIdentity" object
   Bytes qe_identity_signature;
   std::vector<crypto::Certificate> tcb_signing_chain;  // TCB signing cert (+ root), PEM from PCS
 };

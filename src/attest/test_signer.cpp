@@ -6,9 +6,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "attest/cose.h"
 #include "crypto/ecdsa.h"
@@ -59,7 +58,8 @@ Result<crypto::Certificate> make_cert(const CertSpec& spec, EVP_PKEY* subject_ke
   X509_set_version(x.get(), 2);
   ASN1_INTEGER_set(X509_get_serialNumber(x.get()), serial);
   X509_NAME* name = X509_get_subject_name(x.get());
-  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("cml test PKI"), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("cml test PKI"), -1, -1,
+                             0);
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(spec.cn.c_str()), -1, -1,
                              0);
   X509_set_issuer_name(x.get(), issuer ? X509_get_subject_name(issuer) : name);
@@ -206,8 +206,8 @@ struct TestSigner::Impl {
     spec.extensions.emplace_back("1.3.6.1.4.1.3704.1.3.3", der_int(tcb.snp));
     spec.extensions.emplace_back("1.3.6.1.4.1.3704.1.3.8", der_int(tcb.microcode));
     spec.extensions.emplace_back("1.3.6.1.4.1.3704.1.4", Bytes(kTestChipId.begin(), kTestChipId.end()));
-    CML_ASSIGN_OR_RETURN(crypto::Certificate c,
-                         make_cert(spec, k.get(), ask.get(), ask_key.get(), nb, na, 100 + long(cache.size()), EVP_sha384()));
+    CML_ASSIGN_OR_RETURN(crypto::Certificate c, make_cert(spec, k.get(), ask.get(), ask_key.get(), nb, na,
+                                                          100 + long(cache.size()), EVP_sha384()));
     std::shared_ptr<EVP_PKEY> shared(k.release(), EVP_PKEY_free);
     cache[raw] = {shared, c};
     return cache[raw];
@@ -235,15 +235,17 @@ Result<std::shared_ptr<const TestSigner>> TestSigner::create(WallTime nb, WallTi
   CML_ASSIGN_OR_RETURN(m->nitro_leaf_key, gen_key("P-384"));
   CML_ASSIGN_OR_RETURN(m->nitro_root, make_cert({"test.nitro-enclaves", true, {}}, m->nitro_root_key.get(), nullptr,
                                                 m->nitro_root_key.get(), nb, na, 1, EVP_sha384()));
-  CML_ASSIGN_OR_RETURN(m->nitro_inter, make_cert({"test.zonal.nitro", true, {}}, m->nitro_inter_key.get(),
-                                                 m->nitro_root.get(), m->nitro_root_key.get(), nb, na, 2, EVP_sha384()));
-  CML_ASSIGN_OR_RETURN(m->nitro_leaf, make_cert({"i-test.enclave", false, {}}, m->nitro_leaf_key.get(),
-                                                m->nitro_inter.get(), m->nitro_inter_key.get(), nb, na, 3, EVP_sha384()));
+  CML_ASSIGN_OR_RETURN(m->nitro_inter,
+                       make_cert({"test.zonal.nitro", true, {}}, m->nitro_inter_key.get(), m->nitro_root.get(),
+                                 m->nitro_root_key.get(), nb, na, 2, EVP_sha384()));
+  CML_ASSIGN_OR_RETURN(m->nitro_leaf,
+                       make_cert({"i-test.enclave", false, {}}, m->nitro_leaf_key.get(), m->nitro_inter.get(),
+                                 m->nitro_inter_key.get(), nb, na, 3, EVP_sha384()));
   // SNP: ARK → ASK → VCEK (per TCB, on demand). EC keys stand in for AMD's RSA-PSS keys.
   CML_ASSIGN_OR_RETURN(m->ark_key, gen_key("P-384"));
   CML_ASSIGN_OR_RETURN(m->ask_key, gen_key("P-384"));
-  CML_ASSIGN_OR_RETURN(m->ark, make_cert({"ARK-Milan", true, {}}, m->ark_key.get(), nullptr, m->ark_key.get(), nb, na, 10,
-                                         EVP_sha384()));
+  CML_ASSIGN_OR_RETURN(m->ark, make_cert({"ARK-Milan", true, {}}, m->ark_key.get(), nullptr, m->ark_key.get(), nb, na,
+                                         10, EVP_sha384()));
   CML_ASSIGN_OR_RETURN(m->ask, make_cert({"SEV-Milan", true, {}}, m->ask_key.get(), m->ark.get(), m->ark_key.get(), nb,
                                          na, 11, EVP_sha384()));
   // TDX: SGX root → PCK CA → PCK; root → TCB signer; attestation key.
@@ -261,8 +263,8 @@ Result<std::shared_ptr<const TestSigner>> TestSigner::create(WallTime nb, WallTi
     Bytes tcb_items;
     const std::string base = "1.2.840.113741.1.13.1";
     for (int i = 0; i < 16; ++i)
-      tcb_items = concat({tcb_items, der_tlv(0x30, concat({der_oid(base + ".2." + std::to_string(i + 1)),
-                                                            der_int(plat.sgx[i])}))});
+      tcb_items = concat(
+          {tcb_items, der_tlv(0x30, concat({der_oid(base + ".2." + std::to_string(i + 1)), der_int(plat.sgx[i])}))});
     tcb_items = concat({tcb_items, der_tlv(0x30, concat({der_oid(base + ".2.17"), der_int(plat.pcesvn)}))});
     tcb_items = concat({tcb_items, der_tlv(0x30, concat({der_oid(base + ".2.18"), der_tlv(0x04, plat.sgx)}))});
     Bytes ext = concat({der_tlv(0x30, concat({der_oid(base + ".1"), der_tlv(0x04, Bytes(16, 0x5a))})),
@@ -270,8 +272,8 @@ Result<std::shared_ptr<const TestSigner>> TestSigner::create(WallTime nb, WallTi
                         der_tlv(0x30, concat({der_oid(base + ".3"), der_tlv(0x04, Bytes{0, 0})})),
                         der_tlv(0x30, concat({der_oid(base + ".4"), der_tlv(0x04, kTestFmspc)}))});
     CertSpec spec{"Test SGX PCK Certificate", false, {{base, der_tlv(0x30, ext)}}};
-    CML_ASSIGN_OR_RETURN(m->pck, make_cert(spec, m->pck_key.get(), m->pck_ca.get(), m->pck_ca_key.get(), nb, na, 22,
-                                           EVP_sha256()));
+    CML_ASSIGN_OR_RETURN(
+        m->pck, make_cert(spec, m->pck_key.get(), m->pck_ca.get(), m->pck_ca_key.get(), nb, na, 22, EVP_sha256()));
   }
   CML_ASSIGN_OR_RETURN(m->tcb_signer, make_cert({"Test SGX TCB Signing", false, {}}, m->tcb_signer_key.get(),
                                                 m->sgx_root.get(), m->sgx_root_key.get(), nb, na, 23, EVP_sha256()));
@@ -289,23 +291,22 @@ Result<Bytes> TestSigner::nitro_document(ByteSpan public_key, ByteSpan nonce, co
   w.map(9);
   w.tstr("module_id").tstr("i-test-enc0000000000000001");
   w.tstr("digest").tstr("SHA384");
-  w.tstr("timestamp").uint(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(ts.time_since_epoch()).count()));
+  w.tstr("timestamp")
+      .uint(
+          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(ts.time_since_epoch()).count()));
   w.tstr("pcrs").map(pcrs.size());
   for (const auto& [i, v] : pcrs) w.uint(static_cast<uint64_t>(i)).bstr(v);
   w.tstr("certificate").bstr(impl_->nitro_leaf.der());
   w.tstr("cabundle").array(2).bstr(impl_->nitro_root.der()).bstr(impl_->nitro_inter.der());
-  w.tstr("public_key");
-  if (public_key.empty()) w.null(); else w.bstr(public_key);
-  w.tstr("user_data");
-  if (p.user_data.empty()) w.null(); else w.bstr(p.user_data);
-  w.tstr("nonce");
-  if (nonce.empty()) w.null(); else w.bstr(nonce);
+  w.tstr("public_key").bstr_or_null(public_key);
+  w.tstr("user_data").bstr_or_null(p.user_data);
+  w.tstr("nonce").bstr_or_null(nonce);
   const Bytes payload = w.take();
   cose::CborWriter h;
   h.map(1).uint(1).nint(cose::kAlgEs384);
   const Bytes prot = h.take();
-  CML_ASSIGN_OR_RETURN(Bytes sig, sign_raw(impl_->nitro_leaf_key.get(), EVP_sha384(), cose::sig_structure(prot, payload), 48));
+  CML_ASSIGN_OR_RETURN(Bytes sig,
+                       sign_raw(impl_->nitro_leaf_key.get(), EVP_sha384(), cose::sig_structure(prot, payload), 48));
   return cose::encode_sign1(prot, payload, sig, p.tagged);
 }
 
@@ -314,8 +315,12 @@ Result<Bytes> TestSigner::snp_document(ByteSpan report_data, const TestSnpParams
   CML_ASSIGN_OR_RETURN(auto vcek, impl_->vcek_for(p.tcb));
   Bytes r(kSnpReportSize, 0);
   uint8_t* b = r.data();
-  auto put32 = [&](size_t off, uint32_t v) { for (int i = 0; i < 4; ++i) b[off + i] = uint8_t(v >> (8 * i)); };
-  auto put64 = [&](size_t off, uint64_t v) { for (int i = 0; i < 8; ++i) b[off + i] = uint8_t(v >> (8 * i)); };
+  auto put32 = [&](size_t off, uint32_t v) {
+    for (int i = 0; i < 4; ++i) b[off + i] = uint8_t(v >> (8 * i));
+  };
+  auto put64 = [&](size_t off, uint64_t v) {
+    for (int i = 0; i < 8; ++i) b[off + i] = uint8_t(v >> (8 * i));
+  };
   put32(0x00, 3);  // version
   put64(0x08, p.policy);
   put32(0x30, p.vmpl);
@@ -349,8 +354,8 @@ Result<Bytes> TestSigner::tdx_quote(ByteSpan report_data, const TestTdxParams& p
   if (p.version != 4 && p.version != 5) return invalid_argument("TDX quote version must be 4 or 5");
   ByteWriter w;
   w.u16_le(p.version);
-  w.u16_le(2);      // ECDSA P-256
-  w.u32_le(0x81);   // TDX
+  w.u16_le(2);     // ECDSA P-256
+  w.u32_le(0x81);  // TDX
   w.u16_le(0);
   w.u16_le(13);
   w.zeros(16 + 20);
@@ -359,13 +364,13 @@ Result<Bytes> TestSigner::tdx_quote(ByteSpan report_data, const TestTdxParams& p
     w.u32_le(static_cast<uint32_t>(kTdReport15Size));
   }
   w.bytes(p.tee_tcb_svn);
-  w.zeros(48);               // MRSEAM
-  w.zeros(48);               // MRSIGNERSEAM (Intel module: zero)
-  w.u64_le(0);               // SEAM attributes
+  w.zeros(48);  // MRSEAM
+  w.zeros(48);  // MRSIGNERSEAM (Intel module: zero)
+  w.u64_le(0);  // SEAM attributes
   w.u64_le(p.td_attributes);
-  w.u64_le(0xe7);            // XFAM
+  w.u64_le(0xe7);  // XFAM
   w.bytes(p.mrtd);
-  w.zeros(48 * 3);           // MRCONFIGID, MROWNER, MROWNERCONFIG
+  w.zeros(48 * 3);  // MRCONFIGID, MROWNER, MROWNERCONFIG
   for (const auto& r : p.rtmr) w.bytes(r);
   w.bytes(report_data);
   if (p.version == 5) {
@@ -431,23 +436,26 @@ Result<TdxCollateral> TestSigner::tdx_collateral(const std::vector<TestTcbLevel>
               {"pceId", "0000"},
               {"tcbType", 0},
               {"tcbEvaluationDataNumber", 17},
-              {"tdxModule", {{"mrsigner", std::string(96, '0')}, {"attributes", "0000000000000000"},
-                             {"attributesMask", "FFFFFFFFFFFFFFFF"}}},
+              {"tdxModule",
+               {{"mrsigner", std::string(96, '0')},
+                {"attributes", "0000000000000000"},
+                {"attributesMask", "FFFFFFFFFFFFFFFF"}}},
               {"tcbLevels", tcb_levels}};
-  json qe = {{"id", "TD_QE"},
-             {"version", 2},
-             {"issueDate", format_rfc3339(issue)},
-             {"nextUpdate", format_rfc3339(next)},
-             {"tcbEvaluationDataNumber", 17},
-             {"miscselect", "00000000"},
-             {"miscselectMask", "FFFFFFFF"},
-             {"attributes", "11000000000000000000000000000000"},
-             {"attributesMask", "FBFFFFFFFFFFFFFF0000000000000000"},
-             {"mrsigner", to_hex(impl_->qe_mrsigner)},
-             {"isvprodid", 2},
-             {"tcbLevels", json::array({{{"tcb", {{"isvsvn", qe_min_isvsvn}}},
-                                         {"tcbDate", format_rfc3339(issue)},
-                                         {"tcbStatus", "UpToDate"}}})}};
+  json qe = {
+      {"id", "TD_QE"},
+      {"version", 2},
+      {"issueDate", format_rfc3339(issue)},
+      {"nextUpdate", format_rfc3339(next)},
+      {"tcbEvaluationDataNumber", 17},
+      {"miscselect", "00000000"},
+      {"miscselectMask", "FFFFFFFF"},
+      {"attributes", "11000000000000000000000000000000"},
+      {"attributesMask", "FBFFFFFFFFFFFFFF0000000000000000"},
+      {"mrsigner", to_hex(impl_->qe_mrsigner)},
+      {"isvprodid", 2},
+      {"tcbLevels",
+       json::array(
+           {{{"tcb", {{"isvsvn", qe_min_isvsvn}}}, {"tcbDate", format_rfc3339(issue)}, {"tcbStatus", "UpToDate"}}})}};
   TdxCollateral c;
   c.tcb_info_json = tcb.dump();
   c.qe_identity_json = qe.dump();
@@ -540,10 +548,14 @@ std::unique_ptr<Provider> TestSigner::provider(EvidenceType type) const {
 
 std::shared_ptr<const Verifier> TestSigner::verifier(EvidenceType type) const {
   switch (type) {
-    case EvidenceType::kNitro: return std::make_shared<NitroVerifier>(nitro_options());
-    case EvidenceType::kSevSnp: return std::make_shared<SnpVerifier>(snp_options());
-    case EvidenceType::kTdx: return std::make_shared<TdxVerifier>(tdx_options());
-    case EvidenceType::kMock: break;
+    case EvidenceType::kNitro:
+      return std::make_shared<NitroVerifier>(nitro_options());
+    case EvidenceType::kSevSnp:
+      return std::make_shared<SnpVerifier>(snp_options());
+    case EvidenceType::kTdx:
+      return std::make_shared<TdxVerifier>(tdx_options());
+    case EvidenceType::kMock:
+      break;
   }
   CML_CHECK_MSG(false, "test signer has no mock format");
   return nullptr;

@@ -18,7 +18,7 @@
 namespace cml::attest {
 
 struct TestNitroParams {
-  std::map<int, Bytes> pcrs;  // default: PCR0..2 = 0x11…, 0x22…, 0x33… (48 bytes)
+  std::map<int, Bytes> pcrs;          // default: PCR0..2 = 0x11…, 0x22…, 0x33… (48 bytes)
   std::optional<WallTime> timestamp;  // default: now
   Bytes user_data;
   bool tagged = true;
@@ -36,8 +36,8 @@ struct TestSnpParams {
 struct TestTdxParams {
   std::array<uint8_t, 48> mrtd{};
   std::array<std::array<uint8_t, 48>, 4> rtmr{};
-  uint64_t td_attributes = 0;  // bit 0 = DEBUG
-  uint16_t version = 4;        // 4, or 5 (TD report 1.5 body)
+  uint64_t td_attributes = 0;                    // bit 0 = DEBUG
+  uint16_t version = 4;                          // 4, or 5 (TD report 1.5 body)
   std::array<uint8_t, 16> tee_tcb_svn{3, 0, 5};  // module SVN 3, major 0, late microcode 5
 };
 
@@ -63,7 +63,8 @@ class TestSigner {
   Result<TdxCollateral> tdx_collateral(const std::vector<TestTcbLevel>& levels, WallTime issue, WallTime next,
                                        uint16_t qe_min_isvsvn = 0) const;
   // A CRL issued by the test ARK over [last, next], revoking the VCEK for `tcb` when `revoke_vcek`.
-  Result<crypto::Crl> snp_crl(bool revoke_vcek, WallTime last, WallTime next, const SnpTcb& tcb = TestSnpParams{}.tcb) const;
+  Result<crypto::Crl> snp_crl(bool revoke_vcek, WallTime last, WallTime next,
+                              const SnpTcb& tcb = TestSnpParams{}.tcb) const;
   // The platform TCB in generated PCK certificates.
   static TestTcbLevel platform_tcb();
 

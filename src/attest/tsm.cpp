@@ -23,9 +23,13 @@ Status TsmFs::remove_dir(const std::string& path) {
   return ok_status();
 }
 
-Status TsmFs::write(const std::string& path, ByteSpan data) { return write_file(path, data); }
+Status TsmFs::write(const std::string& path, ByteSpan data) {
+  return write_file(path, data);
+}
 
-Result<Bytes> TsmFs::read(const std::string& path, size_t max_bytes) { return read_file(path, max_bytes); }
+Result<Bytes> TsmFs::read(const std::string& path, size_t max_bytes) {
+  return read_file(path, max_bytes);
+}
 
 bool TsmFs::exists(const std::string& path) {
   struct stat st;
@@ -60,8 +64,7 @@ Result<TsmReport> tsm_report(TsmFs& fs, const std::string& root, ByteSpan inblob
                              std::string_view expected_provider) {
   static std::atomic<uint64_t> counter{0};
   if (!fs.exists(root)) return unavailable("configfs-tsm report interface not found at " + root);
-  const std::string entry =
-      root + "/cml-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
+  const std::string entry = root + "/cml-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
   CML_RETURN_IF_ERROR(fs.make_dir(entry));
   EntryGuard guard(fs, entry);
   if (privlevel) CML_RETURN_IF_ERROR(fs.write(entry + "/privlevel", as_bytes(std::to_string(*privlevel))));

@@ -57,7 +57,9 @@ std::string short_name(const Certificate& c) {
   return "'" + (cn.empty() ? c.subject() : cn) + "'";
 }
 
-void clear_openssl_errors() { ERR_clear_error(); }
+void clear_openssl_errors() {
+  ERR_clear_error();
+}
 
 // Process-wide caches (bounded; cleared wholesale when full). Both are keyed by content hashes, so a hit
 // means "these exact bytes": parsed certificates by SHA-256 of their DER, and verified certificate
@@ -114,14 +116,17 @@ int verify_signatures_and_times(X509_STORE_CTX* ctx) {
       X509_STORE_CTX_set_error(ctx, err);
       return 0;
     };
-    if (i < n - 1 && !verify_link_cached(x, sk_X509_value(chain, i + 1))) return fail(X509_V_ERR_CERT_SIGNATURE_FAILURE);
+    if (i < n - 1 && !verify_link_cached(x, sk_X509_value(chain, i + 1)))
+      return fail(X509_V_ERR_CERT_SIGNATURE_FAILURE);
     if (X509_cmp_time(X509_get0_notBefore(x), &t) > 0) return fail(X509_V_ERR_CERT_NOT_YET_VALID);
     if (X509_cmp_time(X509_get0_notAfter(x), &t) < 0) return fail(X509_V_ERR_CERT_HAS_EXPIRED);
   }
   return 1;
 }
 
-bool looks_like_pem(ByteSpan data) { return as_string_view(data).find("-----BEGIN ") != std::string_view::npos; }
+bool looks_like_pem(ByteSpan data) {
+  return as_string_view(data).find("-----BEGIN ") != std::string_view::npos;
+}
 
 }  // namespace
 
@@ -218,8 +223,12 @@ Result<std::vector<Certificate>> Certificate::parse_any(ByteSpan data) {
   return out;
 }
 
-std::string Certificate::subject() const { return name_line(X509_get_subject_name(x509_.get())); }
-std::string Certificate::issuer() const { return name_line(X509_get_issuer_name(x509_.get())); }
+std::string Certificate::subject() const {
+  return name_line(X509_get_subject_name(x509_.get()));
+}
+std::string Certificate::issuer() const {
+  return name_line(X509_get_issuer_name(x509_.get()));
+}
 
 std::string Certificate::common_name() const {
   const X509_NAME* name = X509_get_subject_name(x509_.get());
@@ -239,8 +248,12 @@ Bytes Certificate::serial() const {
   return Bytes(s->data, s->data + s->length);
 }
 
-WallTime Certificate::not_before() const { return not_before_; }
-WallTime Certificate::not_after() const { return not_after_; }
+WallTime Certificate::not_before() const {
+  return not_before_;
+}
+WallTime Certificate::not_after() const {
+  return not_after_;
+}
 
 Result<PublicKey> Certificate::public_key() const {
   EVP_PKEY* k = X509_get_pubkey(x509_.get());
@@ -313,8 +326,12 @@ Result<Crl> Crl::parse_any(ByteSpan data) {
   return from_der(*der);
 }
 
-std::string Crl::issuer() const { return name_line(X509_CRL_get_issuer(crl_.get())); }
-WallTime Crl::last_update() const { return asn1_to_wall(X509_CRL_get0_lastUpdate(crl_.get())); }
+std::string Crl::issuer() const {
+  return name_line(X509_CRL_get_issuer(crl_.get()));
+}
+WallTime Crl::last_update() const {
+  return asn1_to_wall(X509_CRL_get0_lastUpdate(crl_.get()));
+}
 std::optional<WallTime> Crl::next_update() const {
   const ASN1_TIME* t = X509_CRL_get0_nextUpdate(crl_.get());
   if (!t) return std::nullopt;

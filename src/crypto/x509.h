@@ -44,10 +44,10 @@ class Certificate {
   const Bytes& der() const { return der_; }
   Digest256 fingerprint_sha256() const { return sha256(der_); }
 
-  std::string subject() const;     // one line, RFC 2253
-  std::string issuer() const;      // one line, RFC 2253
-  std::string common_name() const; // subject CN, empty if none
-  Bytes serial() const;            // big-endian magnitude
+  std::string subject() const;      // one line, RFC 2253
+  std::string issuer() const;       // one line, RFC 2253
+  std::string common_name() const;  // subject CN, empty if none
+  Bytes serial() const;             // big-endian magnitude
   WallTime not_before() const;
   WallTime not_after() const;
   bool valid_at(WallTime t) const { return not_before() <= t && t <= not_after(); }

@@ -1,10 +1,9 @@
 // `cml attest verify`: the function behind the command (attest/evidence_check.h) on real samples.
-#include "attest/evidence_check.h"
-
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
+#include "attest/evidence_check.h"
 #include "support/test_support.h"
 
 namespace cml::attest {
@@ -53,7 +52,11 @@ TEST(AttestCli, SnpHexReportWithVcekAndChain) {
   r.vcek_path = vcek;
   r.cert_chain_path = chain;
   r.at = parse_time("2024-01-01T00:00:00Z").value();
-  r.expectations.push_back(parse_expectation("measurement=7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f").value());
+  r.expectations.push_back(
+      parse_expectation(
+          "measurement="
+          "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f")
+          .value());
   CheckOutcome o = check_evidence(r);
   EXPECT_TRUE(o.ok) << o.reason;
   r.cert_chain_path = foreign_root;  // a self-signed root that is not an AMD ARK

@@ -13,13 +13,15 @@ namespace {
 
 using cml::testing::read_testdata;
 
-WallTime at(int64_t s) { return from_unix_seconds(s); }
+WallTime at(int64_t s) {
+  return from_unix_seconds(s);
+}
 
 // Pinned times from nitro/SOURCES.md (inside each leaf certificate's ~3 h window).
-constexpr int64_t kGaTime = 1695050165;       // 2023-09-18T15:16:05Z
-constexpr int64_t kBetaTime = 1665651500;     // 2022-10-13T08:58:20Z
-constexpr int64_t kDebugTime = 1665582620;    // 2022-10-12T13:50:20Z
-constexpr int64_t kIndefTime = 1767472867;    // 2026-01-03T20:41:07Z
+constexpr int64_t kGaTime = 1695050165;     // 2023-09-18T15:16:05Z
+constexpr int64_t kBetaTime = 1665651500;   // 2022-10-13T08:58:20Z
+constexpr int64_t kDebugTime = 1665582620;  // 2022-10-12T13:50:20Z
+constexpr int64_t kIndefTime = 1767472867;  // 2026-01-03T20:41:07Z
 
 TEST(Nitro, GaSampleVerifiesAtPinnedTime) {
   CML_TESTDATA_OR_SKIP(path, "nitro/evervault_ga_2023-09-18.cose");

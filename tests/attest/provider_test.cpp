@@ -70,7 +70,7 @@ class ProviderTest : public ::testing::Test {
     now_ = Clock::system().now();
     signer_ = TestSigner::create(now_ - std::chrono::hours(1), now_ + std::chrono::hours(24)).value();
     root_ = fs::temp_directory_path() / ("cml-tsm-" + std::to_string(::getpid()) + "-" +
-                                          ::testing::UnitTest::GetInstance()->current_test_info()->name());
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(root_);
     for (size_t i = 0; i < 32; ++i) pk_[i] = uint8_t(i), nonce_[i] = uint8_t(0xf0 - i);
   }

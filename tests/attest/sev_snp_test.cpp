@@ -9,7 +9,9 @@ namespace {
 
 using cml::testing::read_testdata;
 
-WallTime t(std::string_view s) { return parse_time(s).value(); }
+WallTime t(std::string_view s) {
+  return parse_time(s).value();
+}
 
 struct Sample {
   std::string report, vek;
@@ -32,7 +34,7 @@ Bytes document_for(const Sample& s, bool vlek = false) {
   return make_snp_document(read_testdata(*rp), table);
 }
 
-#define SNP_SAMPLE_OR_SKIP(s) \
+#define SNP_SAMPLE_OR_SKIP(s)            \
   CML_TESTDATA_OR_SKIP(rp_, (s).report); \
   CML_TESTDATA_OR_SKIP(vp_, (s).vek)
 
@@ -108,19 +110,20 @@ TEST(SevSnp, FlippedBitsFailWithTheRightReason) {
     ASSERT_FALSE(c.is_ok()) << off;
     EXPECT_NE(c.status().message().find(want), std::string::npos) << off << ": " << c.status().message();
   };
-  check(0x90, "report signature does not verify");   // measurement (signed body)
-  check(0x50, "report signature does not verify");   // report data
+  check(0x90, "report signature does not verify");       // measurement (signed body)
+  check(0x50, "report signature does not verify");       // report data
   check(0x2A0 + 5, "report signature does not verify");  // signature r
   check(0x2E8 + 5, "report signature does not verify");  // signature s
   const Bytes vcek = read_testdata(vp_);
   const size_t cert_off = doc.size() - vcek.size();
   check(cert_off + vcek.size() - 5, "signature of certificate");  // VCEK signature value
-  check(0x180, "report signature does not verify");  // reported_tcb is signed too
+  check(0x180, "report signature does not verify");               // reported_tcb is signed too
 }
 
 TEST(SevSnp, InvalidVceksAreRefused) {
   SNP_SAMPLE_OR_SKIP(kVirtee);
-  for (const char* name : {"sev-snp/trustee_test-vcek-invalid-legacy.der", "sev-snp/trustee_test-vcek-invalid-new.der"}) {
+  for (const char* name :
+       {"sev-snp/trustee_test-vcek-invalid-legacy.der", "sev-snp/trustee_test-vcek-invalid-new.der"}) {
     CML_TESTDATA_OR_SKIP(bad, name);
     SnpCertTable table;
     table.vcek = read_testdata(bad);

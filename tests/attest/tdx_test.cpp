@@ -9,7 +9,9 @@ namespace {
 
 using cml::testing::read_testdata;
 
-WallTime t(std::string_view s) { return parse_time(s).value(); }
+WallTime t(std::string_view s) {
+  return parse_time(s).value();
+}
 std::string text(const std::string& path) {
   Bytes b = read_testdata(path);
   return std::string(b.begin(), b.end());
@@ -134,14 +136,14 @@ TEST(Tdx, FlippedBitsFailWithTheRightReason) {
     ASSERT_FALSE(c.is_ok()) << off;
     EXPECT_NE(c.status().message().find(want), std::string::npos) << off << ": " << c.status().message();
   };
-  check(48 + 136, "quote signature does not verify");        // MRTD
-  check(48 + 520, "quote signature does not verify");        // report data
-  check(sig_off + 3, "quote signature does not verify");     // signature
-  check(sig_off + 64 + 3, "attestation key");                // attestation key (off the curve)
-  check(qe_off + 10, "QE report signature");                 // QE report body
-  check(qe_off + 384 + 5, "QE report signature");            // QE report signature
+  check(48 + 136, "quote signature does not verify");                     // MRTD
+  check(48 + 520, "quote signature does not verify");                     // report data
+  check(sig_off + 3, "quote signature does not verify");                  // signature
+  check(sig_off + 64 + 3, "attestation key");                             // attestation key (off the curve)
+  check(qe_off + 10, "QE report signature");                              // QE report body
+  check(qe_off + 384 + 5, "QE report signature");                         // QE report signature
   check(qe_off + 384 + 64 + 2 + 1, "does not bind the attestation key");  // QE auth data
-  check(pem_off + 200, "PCK");                               // inside the PCK leaf (base64 text)
+  check(pem_off + 200, "PCK");                                            // inside the PCK leaf (base64 text)
 }
 
 TEST(Tdx, CollateralTamperingAndWrongRoot) {

@@ -159,7 +159,8 @@ TEST_F(TestSignerFormats, TdxCollateralStatusesAndAdvisories) {
   CML_ASSERT_OK(quote);
   auto verify_with = [&](std::vector<TestTcbLevel> levels, uint16_t qe_min = 0) {
     TdxVerifierOptions o = signer_->tdx_options();
-    o.collateral = signer_->tdx_collateral(levels, now_ - std::chrono::hours(1), now_ + std::chrono::hours(1), qe_min).value();
+    o.collateral =
+        signer_->tdx_collateral(levels, now_ - std::chrono::hours(1), now_ + std::chrono::hours(1), qe_min).value();
     return TdxVerifier(o).verify(*quote, now_);
   };
   TestTcbLevel newer = plat;

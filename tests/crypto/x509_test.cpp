@@ -19,8 +19,7 @@ TEST(X509, ParsesPemAndDerAndFingerprints) {
   CML_TESTDATA_OR_SKIP(path, "nitro/aws_nitro_enclaves_root_g1.pem");
   auto certs = load_chain(path);
   ASSERT_EQ(certs.size(), 1u);
-  EXPECT_EQ(to_hex(certs[0].fingerprint_sha256()),
-            "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b");
+  EXPECT_EQ(to_hex(certs[0].fingerprint_sha256()), "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b");
   EXPECT_EQ(certs[0].common_name(), "aws.nitro-enclaves");
   auto again = Certificate::from_der(certs[0].der());
   CML_ASSERT_OK(again);

@@ -126,8 +126,8 @@ TEST_F(TestSignerFormats, SnpPolicyBitsAndTcbBinding) {
   TestSnpParams other;
   other.tcb.microcode = 200;
   auto doc2 = signer_->snp_document(rd_, other).value();
-  Bytes mixed = *doc;
-  std::copy(doc2.begin() + kSnpReportSize, doc2.end(), mixed.begin() + kSnpReportSize);
+  Bytes mixed(doc->begin(), doc->begin() + kSnpReportSize);
+  mixed.insert(mixed.end(), doc2.begin() + kSnpReportSize, doc2.end());
   auto m = SnpVerifier(signer_->snp_options()).verify(mixed, now_);
   EXPECT_FALSE(m.is_ok());
   // Without the certificate chain the bundled AMD intermediates do not help a test VCEK.

@@ -83,7 +83,8 @@ NitroVerifier::NitroVerifier(NitroVerifierOptions options) : options_(std::move(
 
 Result<Claims> NitroVerifier::verify(ByteSpan document, WallTime now) const {
   CML_ASSIGN_OR_RETURN(NitroDocument d, parse_nitro_document(document));
-  if (d.alg && *d.alg != cose::kAlgEs384)
+  if (!d.alg) return attestation_error("COSE protected header names no algorithm (ES384 expected)");
+  if (*d.alg != cose::kAlgEs384)
     return attestation_error("COSE algorithm " + std::to_string(*d.alg) + " is not ES384 (-35)");
   if (d.digest != "SHA384") return attestation_error("document digest '" + d.digest + "' is not SHA384");
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 
 #include "attest/roots.h"
@@ -365,7 +366,14 @@ Status appraise_snp(const Claims& claims, const SnpPolicy& policy) {
     auto it = claims.details.find(k);
     return it == claims.details.end() ? std::string() : it->second;
   };
-  const uint64_t vmpl = std::stoull(get("vmpl").empty() ? "4294967295" : get("vmpl"));
+  // Decimal detail written by SnpVerifier; `fallback` when absent or malformed (claims may be hand-made).
+  auto number = [&](const std::string& k, uint64_t fallback) {
+    const std::string v = get(k);
+    uint64_t out = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+    return (ec == std::errc() && end == v.data() + v.size() && !v.empty()) ? out : fallback;
+  };
+  const uint64_t vmpl = number("vmpl", 0xFFFFFFFFu);
   if (vmpl == 0xFFFFFFFFu) return policy_error("SNP report was requested by the host (VMPL 0xFFFFFFFF)");
   if (policy.required_vmpl && vmpl != *policy.required_vmpl)
     return policy_error("SNP report VMPL " + std::to_string(vmpl) + " is not the required " +
@@ -375,14 +383,14 @@ Status appraise_snp(const Claims& claims, const SnpPolicy& policy) {
   if (!policy.allow_smt && get("policy_smt") == "1") return policy_error("SNP guest policy allows SMT");
   if (policy.require_single_socket && get("policy_single_socket") != "1")
     return policy_error("SNP guest policy does not require a single socket");
-  if (policy.min_guest_svn && std::stoull(get("guest_svn").empty() ? "0" : get("guest_svn")) < *policy.min_guest_svn)
+  if (policy.min_guest_svn && number("guest_svn", 0) < *policy.min_guest_svn)
     return policy_error("SNP guest SVN below the required minimum");
   if (policy.min_tcb) {
     SnpProduct p = SnpProduct::kUnknown;
     if (get("product") == "Milan") p = SnpProduct::kMilan;
     if (get("product") == "Genoa") p = SnpProduct::kGenoa;
     if (get("product") == "Turin") p = SnpProduct::kTurin;
-    const SnpTcb t = decode_snp_tcb(std::stoull(get("reported_tcb").empty() ? "0" : get("reported_tcb")), p);
+    const SnpTcb t = decode_snp_tcb(number("reported_tcb", 0), p);
     const SnpTcb& m = *policy.min_tcb;
     if (t.bootloader < m.bootloader || t.tee < m.tee || t.snp < m.snp || t.microcode < m.microcode || t.fmc < m.fmc)
       return policy_error("SNP reported TCB (" + tcb_text(t, p) + ") is below the minimum (" + tcb_text(m, p) + ")");

@@ -188,6 +188,15 @@ TEST(SevSnp, MinimumTcbAndPolicyBits) {
   EXPECT_NE(appraise_snp(*c, nosmt).message().find("SMT"), std::string::npos);
 }
 
+TEST(SevSnp, AppraisalOfHandMadeClaimsFailsClosed) {
+  Claims c;
+  c.type = EvidenceType::kSevSnp;
+  c.details["vmpl"] = "not a number";
+  EXPECT_NE(appraise_snp(c, SnpPolicy{}).message().find("host"), std::string::npos);
+  c.type = EvidenceType::kTdx;
+  EXPECT_EQ(appraise_snp(c, SnpPolicy{}).code(), StatusCode::kPolicy);
+}
+
 TEST(SevSnp, KeyNotBoundIsCaught) {
   SNP_SAMPLE_OR_SKIP(kVirtee);
   auto c = SnpVerifier().verify(document_for(kVirtee), t(kVirtee.at));

@@ -184,10 +184,7 @@ Result<std::unique_ptr<SecureChannel>> SecureChannel::connect(std::unique_ptr<St
   std::unique_ptr<SecureChannel> ch(new SecureChannel(std::move(stream), config, true));
   const auto t0 = std::chrono::steady_clock::now();
   Status st = ch->run_initiator();
-  if (!st.is_ok()) {
-    ch->stream_->abort();
-    return st;
-  }
+  if (!st.is_ok()) return st;  // destroying the stream lets the peer read our Error frame, then EOF
   ch->handshake_time_ = std::chrono::steady_clock::now() - t0;
   return ch;
 }
@@ -199,11 +196,17 @@ Result<std::unique_ptr<SecureChannel>> SecureChannel::accept(std::unique_ptr<Str
   std::unique_ptr<SecureChannel> ch(new SecureChannel(std::move(stream), config, false));
   const auto t0 = std::chrono::steady_clock::now();
   Status st = ch->run_responder();
-  if (!st.is_ok()) {
-    ch->stream_->abort();
-    return st;
-  }
+  if (!st.is_ok()) return st;  // destroying the stream lets the peer read our Error frame, then EOF
   ch->handshake_time_ = std::chrono::steady_clock::now() - t0;
+  return ch;
+}
+
+std::unique_ptr<SecureChannel> SecureChannel::from_key_schedule_for_testing(std::unique_ptr<Stream> stream,
+                                                                            const ChannelConfig& config, bool initiator,
+                                                                            KeySchedule ks, crypto::AeadSuite suite,
+                                                                            uint32_t peer_max_payload) {
+  std::unique_ptr<SecureChannel> ch(new SecureChannel(std::move(stream), config, initiator));
+  CML_CHECK(ch->install_keys(ks, suite, peer_max_payload).is_ok());
   return ch;
 }
 

@@ -107,6 +107,13 @@ class SecureChannel {
   // Runs the responder's side.
   static Result<std::unique_ptr<SecureChannel>> accept(std::unique_ptr<Stream> stream, const ChannelConfig& config);
 
+  // Builds an established channel from a key schedule without running the handshake. Only for
+  // known-answer tests and interoperability vectors (docs/protocol.md §7); never in production code.
+  static std::unique_ptr<SecureChannel> from_key_schedule_for_testing(std::unique_ptr<Stream> stream,
+                                                                      const ChannelConfig& config, bool initiator,
+                                                                      KeySchedule ks, crypto::AeadSuite suite,
+                                                                      uint32_t peer_max_payload);
+
   ~SecureChannel();
   SecureChannel(const SecureChannel&) = delete;
   SecureChannel& operator=(const SecureChannel&) = delete;

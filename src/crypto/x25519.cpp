@@ -27,6 +27,7 @@ Result<X25519KeyPair> X25519KeyPair::from_private(ByteSpan sk) {
   if (EVP_PKEY_get_raw_public_key(key.get(), kp.public_.data(), &len) != 1 || len != 32)
     return crypto_error("X25519 public key derivation failed");
   kp.private_ = SecretBytes(sk);
+  kp.pkey_ = std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free);
   return kp;
 }
 
@@ -39,10 +40,9 @@ X25519KeyPair X25519KeyPair::generate() {
 
 Result<SecretBytes> X25519KeyPair::derive(ByteSpan peer_public) const {
   if (peer_public.size() != 32) return invalid_argument("X25519 public key must be 32 bytes");
-  PkeyPtr self(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, private_.data(), private_.size()));
   PkeyPtr peer(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, peer_public.data(), peer_public.size()));
-  if (!self || !peer) return crypto_error("X25519 key import failed");
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new(self.get(), nullptr));
+  if (!pkey_ || !peer) return crypto_error("X25519 key import failed");
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new(pkey_.get(), nullptr));
   if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 || EVP_PKEY_derive_set_peer(ctx.get(), peer.get()) != 1)
     return crypto_error("X25519 derive setup failed");
   SecretBytes shared(32);

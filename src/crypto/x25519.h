@@ -2,9 +2,12 @@
 #pragma once
 
 #include <array>
+#include <memory>
 
 #include "base/bytes.h"
 #include "crypto/secret.h"
+
+struct evp_pkey_st;  // OpenSSL's EVP_PKEY
 
 namespace cml::crypto {
 
@@ -25,6 +28,7 @@ class X25519KeyPair {
  private:
   SecretBytes private_;
   X25519PublicKey public_{};
+  std::shared_ptr<evp_pkey_st> pkey_;  // imported once: derive() then costs one scalar multiplication
 };
 
 }  // namespace cml::crypto

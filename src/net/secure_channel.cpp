@@ -260,6 +260,8 @@ Status SecureChannel::run_initiator() {
 Status SecureChannel::run_responder() {
   const Deadline d = Deadline::after(config_.handshake_timeout);
   Stream& s = *stream_;
+  // The ephemeral key is generated before the ClientHello arrives, off the critical path.
+  const auto kp = crypto::X25519KeyPair::generate();
   CML_ASSIGN_OR_RETURN(Bytes m1, read_hello(s, 0, d, "ClientHello"));
   auto parsed = parse_client_hello(m1);
   if (!parsed.is_ok()) return refuse(s, 1, parsed.status(), d);
@@ -291,7 +293,6 @@ Status SecureChannel::run_responder() {
                                  suites_text(config_.suites) + ")"),
                   d);
   }
-  const auto kp = crypto::X25519KeyPair::generate();
   sh.public_key = kp.public_key();
   crypto::random_fill(sh.nonce);
   sh.max_record_payload = config_.max_record_payload;

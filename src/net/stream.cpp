@@ -343,11 +343,13 @@ Result<std::unique_ptr<Listener>> listen_vsock(const Endpoint& ep, int backlog) 
 // In-memory pipe: one bounded ring buffer per direction.
 
 struct PipeBuffer {
-  explicit PipeBuffer(size_t capacity) : ring(capacity) {}
+  // The ring is not zero-filled: every byte is written before it is read.
+  explicit PipeBuffer(size_t capacity) : ring(std::make_unique_for_overwrite<uint8_t[]>(capacity)), cap(capacity) {}
   std::mutex mu;
   std::condition_variable readable;
   std::condition_variable writable;
-  std::vector<uint8_t> ring;
+  std::unique_ptr<uint8_t[]> ring;
+  size_t cap;
   size_t head = 0;  // read position
   size_t size = 0;  // buffered bytes
   bool writer_closed = false;
@@ -390,11 +392,11 @@ class PipeStream final : public Stream {
     }
     if (b.aborted) return unavailable("pipe " + name_ + " aborted");
     if (b.size == 0) return size_t{0};  // writer closed
-    const size_t cap = b.ring.size();
+    const size_t cap = b.cap;
     const size_t n = std::min(buf.size(), b.size);
     const size_t first = std::min(n, cap - b.head);
-    std::memcpy(buf.data(), b.ring.data() + b.head, first);
-    if (n > first) std::memcpy(buf.data() + first, b.ring.data(), n - first);
+    std::memcpy(buf.data(), b.ring.get() + b.head, first);
+    if (n > first) std::memcpy(buf.data() + first, b.ring.get(), n - first);
     b.head = (b.head + n) % cap;
     b.size -= n;
     lk.unlock();
@@ -404,7 +406,7 @@ class PipeStream final : public Stream {
 
   Status write_all(std::span<const ByteSpan> parts, Deadline deadline) override {
     PipeBuffer& b = *out_;
-    const size_t cap = b.ring.size();
+    const size_t cap = b.cap;
     for (ByteSpan part : parts) {
       while (!part.empty()) {
         std::unique_lock lk(b.mu);
@@ -418,8 +420,8 @@ class PipeStream final : public Stream {
         const size_t n = std::min(part.size(), cap - b.size);
         const size_t tail = (b.head + b.size) % cap;
         const size_t first = std::min(n, cap - tail);
-        std::memcpy(b.ring.data() + tail, part.data(), first);
-        if (n > first) std::memcpy(b.ring.data(), part.data() + first, n - first);
+        std::memcpy(b.ring.get() + tail, part.data(), first);
+        if (n > first) std::memcpy(b.ring.get(), part.data() + first, n - first);
         b.size += n;
         lk.unlock();
         b.readable.notify_one();

@@ -603,7 +603,7 @@ Status SecureChannel::recv_one(Message& out, Deadline deadline) {
         return Status::ok();
       }
       case MsgType::kError: {
-        if (plain > kMaxErrorReason) return protocol_error("channel: Error reason longer than 1024 bytes");
+        if (plain > kMaxErrorReason) return resource_exhausted("channel: Error reason longer than 1024 bytes");
         uint8_t* buf = rx.buf.ensure(plain);
         CML_RETURN_IF_ERROR(open_record_into(h, MutableByteSpan(buf, plain), deadline));
         return aborted("channel: peer aborted: " + sanitize_reason(ByteSpan(buf, plain)));

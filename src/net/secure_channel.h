@@ -19,7 +19,8 @@
 //
 // Threads (blocking I/O, one thread per connection; see stream.h): after the handshake, one thread may
 // send while another receives. Send functions must not be called concurrently with each other, nor
-// recv with recv. abort() is thread-safe. Accessors are safe from any thread once established.
+// recv with recv. abort() is thread-safe. Accessors are safe from any thread once established. Destroy
+// the channel only after the threads using it have returned (call abort() first to unblock them).
 //
 // Errors: any authentication, sequence or format failure on receive is sticky (every later recv
 // returns it); the caller should drop the channel.

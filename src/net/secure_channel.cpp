@@ -177,28 +177,26 @@ Status verify_peer(const ChannelConfig& c, const attest::Evidence& ev, ByteSpan 
 
 }  // namespace
 
-Result<std::unique_ptr<SecureChannel>> SecureChannel::connect(std::unique_ptr<Stream> stream,
-                                                              const ChannelConfig& config) {
+Result<std::unique_ptr<SecureChannel>> SecureChannel::establish(std::unique_ptr<Stream> stream,
+                                                                const ChannelConfig& config, bool initiator) {
   CML_CHECK(stream != nullptr);
-  CML_RETURN_IF_ERROR(validate_config(config, true));
-  std::unique_ptr<SecureChannel> ch(new SecureChannel(std::move(stream), config, true));
+  CML_RETURN_IF_ERROR(validate_config(config, initiator));
+  std::unique_ptr<SecureChannel> ch(new SecureChannel(std::move(stream), config, initiator));
   const auto t0 = std::chrono::steady_clock::now();
-  Status st = ch->run_initiator();
+  Status st = initiator ? ch->run_initiator() : ch->run_responder();
   if (!st.is_ok()) return st;  // destroying the stream lets the peer read our Error frame, then EOF
   ch->handshake_time_ = std::chrono::steady_clock::now() - t0;
   return ch;
 }
 
+Result<std::unique_ptr<SecureChannel>> SecureChannel::connect(std::unique_ptr<Stream> stream,
+                                                              const ChannelConfig& config) {
+  return establish(std::move(stream), config, true);
+}
+
 Result<std::unique_ptr<SecureChannel>> SecureChannel::accept(std::unique_ptr<Stream> stream,
                                                              const ChannelConfig& config) {
-  CML_CHECK(stream != nullptr);
-  CML_RETURN_IF_ERROR(validate_config(config, false));
-  std::unique_ptr<SecureChannel> ch(new SecureChannel(std::move(stream), config, false));
-  const auto t0 = std::chrono::steady_clock::now();
-  Status st = ch->run_responder();
-  if (!st.is_ok()) return st;  // destroying the stream lets the peer read our Error frame, then EOF
-  ch->handshake_time_ = std::chrono::steady_clock::now() - t0;
-  return ch;
+  return establish(std::move(stream), config, false);
 }
 
 std::unique_ptr<SecureChannel> SecureChannel::from_key_schedule_for_testing(std::unique_ptr<Stream> stream,

@@ -159,6 +159,8 @@ class SecureChannel {
  private:
   struct Direction;
   SecureChannel(std::unique_ptr<Stream> stream, const ChannelConfig& config, bool initiator);
+  static Result<std::unique_ptr<SecureChannel>> establish(std::unique_ptr<Stream> stream, const ChannelConfig& config,
+                                                          bool initiator);
   Status run_initiator();
   Status run_responder();
   Status install_keys(KeySchedule& ks, crypto::AeadSuite suite, uint32_t peer_max_payload);

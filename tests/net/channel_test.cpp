@@ -58,8 +58,7 @@ TEST(Channel, HandshakeOverPipeBothSuites) {
     auto c = mock_side("client", "server");
     auto s = mock_side("server", "client");
     c.config.suites = {suite};
-    auto [a, b] = make_pipe();
-    auto r = handshake(std::move(a), std::move(b), c.config, s.config);
+    auto r = testing::handshake_pipe(c.config, s.config);
     expect_established(r);
     EXPECT_EQ((*r.initiator)->suite(), suite);
     EXPECT_EQ((*r.responder)->peer_claims()->measurements.at("image"), attest::mock_measurements("client").at("image"));
@@ -70,15 +69,13 @@ TEST(Channel, ResponderHonoursInitiatorPreference) {
   auto c = mock_side("client", "server");
   auto s = mock_side("server", "client");
   c.config.suites = {AeadSuite::kChaCha20Poly1305, AeadSuite::kAes256Gcm};
-  auto [a, b] = make_pipe();
-  auto r = handshake(std::move(a), std::move(b), c.config, s.config);
+  auto r = testing::handshake_pipe(c.config, s.config);
   expect_established(r);
   EXPECT_EQ((*r.initiator)->suite(), AeadSuite::kChaCha20Poly1305);
   // No common suite: both sides fail with a clear status.
   c.config.suites = {AeadSuite::kChaCha20Poly1305};
   s.config.suites = {AeadSuite::kAes256Gcm};
-  auto [a2, b2] = make_pipe();
-  auto r2 = handshake(std::move(a2), std::move(b2), c.config, s.config);
+  auto r2 = testing::handshake_pipe(c.config, s.config);
   NET_EXPECT_ERROR(r2.responder, StatusCode::kProtocol, "no common AEAD suite");
   NET_EXPECT_ERROR(r2.initiator, StatusCode::kAborted, "no common AEAD suite");
 }
@@ -125,8 +122,7 @@ TEST(Channel, OneWayMode) {
   auto s = mock_side("server", "client");
   s.config.mode = HandshakeMode::kOneWay;  // accept unattested initiators
   s.config.verifiers = nullptr;
-  auto [a, b] = make_pipe();
-  auto r = handshake(std::move(a), std::move(b), c.config, s.config);
+  auto r = testing::handshake_pipe(c.config, s.config);
   ASSERT_TRUE(r.initiator.is_ok()) << r.initiator.status().to_string();
   ASSERT_TRUE(r.responder.is_ok()) << r.responder.status().to_string();
   EXPECT_TRUE((*r.initiator)->peer_claims().has_value());
@@ -139,8 +135,7 @@ TEST(Channel, MutualResponderRefusesOneWayInitiator) {
   auto c = mock_side("client", "server");
   c.config.mode = HandshakeMode::kOneWay;
   auto s = mock_side("server", "client");
-  auto [a, b] = make_pipe();
-  auto r = handshake(std::move(a), std::move(b), c.config, s.config);
+  auto r = testing::handshake_pipe(c.config, s.config);
   NET_EXPECT_ERROR(r.responder, StatusCode::kPolicy, "mutual attestation is required");
   NET_EXPECT_ERROR(r.initiator, StatusCode::kAborted, "peer refused");
 }
@@ -149,15 +144,13 @@ TEST(Channel, WrongPeerMeasurementRefused) {
   // The initiator expects "server" but the responder runs "rogue".
   auto c = mock_side("client", "server");
   auto s = mock_side("rogue", "client");
-  auto [a, b] = make_pipe();
-  auto r = handshake(std::move(a), std::move(b), c.config, s.config);
+  auto r = testing::handshake_pipe(c.config, s.config);
   NET_EXPECT_ERROR(r.initiator, StatusCode::kPolicy, "responder evidence");
   NET_EXPECT_ERROR(r.responder, StatusCode::kAborted, "POLICY");
   // And the responder refuses a wrong initiator.
   auto c2 = mock_side("rogue", "server");
   auto s2 = mock_side("server", "client");
-  auto [a2, b2] = make_pipe();
-  auto r2 = handshake(std::move(a2), std::move(b2), c2.config, s2.config);
+  auto r2 = testing::handshake_pipe(c2.config, s2.config);
   NET_EXPECT_ERROR(r2.responder, StatusCode::kPolicy, "initiator evidence");
   NET_EXPECT_ERROR(r2.initiator, StatusCode::kAborted, "POLICY");
 }
@@ -167,12 +160,10 @@ TEST(Channel, DebugPeerRefusedUnlessAllowed) {
   auto s = mock_side("server", "client");
   attest::MockProvider debug_provider(attest::mock_measurements("server"), /*debug=*/true);
   s.config.provider = &debug_provider;
-  auto [a, b] = make_pipe();
-  auto r = handshake(std::move(a), std::move(b), c.config, s.config);
+  auto r = testing::handshake_pipe(c.config, s.config);
   EXPECT_EQ(r.initiator.status().code(), StatusCode::kPolicy) << r.initiator.status().to_string();
   c.config.peer_policy.allow_debug = true;
-  auto [a2, b2] = make_pipe();
-  auto r2 = handshake(std::move(a2), std::move(b2), c.config, s.config);
+  auto r2 = testing::handshake_pipe(c.config, s.config);
   NET_EXPECT_OK(r2.initiator);
 }
 
@@ -199,8 +190,7 @@ TEST(Channel, KeyNotBoundInEvidenceRefused) {
     auto s = mock_side("server", "client");
     MisbindingProvider bad(wrong_key, !wrong_key);
     s.config.provider = &bad;
-    auto [a, b] = make_pipe();
-    auto r = handshake(std::move(a), std::move(b), c.config, s.config);
+    auto r = testing::handshake_pipe(c.config, s.config);
     EXPECT_EQ(r.initiator.status().code(), StatusCode::kAttestation) << r.initiator.status().to_string();
     EXPECT_EQ(r.responder.status().code(), StatusCode::kAborted) << r.responder.status().to_string();
   }

@@ -77,6 +77,12 @@ inline PairResult handshake(std::unique_ptr<Stream> client, std::unique_ptr<Stre
   return out;
 }
 
+// The same over a fresh in-memory pipe.
+inline PairResult handshake_pipe(const ChannelConfig& ci, const ChannelConfig& cr) {
+  auto [a, b] = make_pipe();
+  return handshake(std::move(a), std::move(b), ci, cr);
+}
+
 // Established mutual session over a pipe between "client" and "server" measurements.
 struct Session {
   MockSide client = mock_side("client", "server");

@@ -366,6 +366,8 @@ bool wait_until(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, D
   return cv.wait_until(lk, d.at(), pred);
 }
 
+constexpr size_t kPipeSlice = 256 * 1024;
+
 class PipeStream final : public Stream {
  public:
   PipeStream(std::shared_ptr<PipeBuffer> in, std::shared_ptr<PipeBuffer> out, std::string name)
@@ -392,12 +394,17 @@ class PipeStream final : public Stream {
     }
     if (b.aborted) return unavailable("pipe " + name_ + " aborted");
     if (b.size == 0) return size_t{0};  // writer closed
+    // Copy outside the lock (one reader per direction): the region stays counted in `size`, so the
+    // writer cannot reuse it, and the writer can fill free space concurrently.
     const size_t cap = b.cap;
+    const size_t head = b.head;
     const size_t n = std::min(buf.size(), b.size);
-    const size_t first = std::min(n, cap - b.head);
-    std::memcpy(buf.data(), b.ring.get() + b.head, first);
+    lk.unlock();
+    const size_t first = std::min(n, cap - head);
+    std::memcpy(buf.data(), b.ring.get() + head, first);
     if (n > first) std::memcpy(buf.data() + first, b.ring.get(), n - first);
-    b.head = (b.head + n) % cap;
+    lk.lock();
+    b.head = (head + n) % cap;
     b.size -= n;
     lk.unlock();
     b.writable.notify_one();
@@ -417,11 +424,15 @@ class PipeStream final : public Stream {
         if (b.aborted) return unavailable("pipe " + name_ + " aborted");
         if (b.writer_closed) return unavailable("write to " + name_ + " after shutdown");
         if (b.reader_closed) return unavailable("pipe " + name_ + ": peer closed");
-        const size_t n = std::min(part.size(), cap - b.size);
+        // Reserve free space, copy outside the lock (one writer per direction), then publish. Slices
+        // of at most 256 KiB let the reader start copying out while the rest is copied in.
+        const size_t n = std::min({part.size(), cap - b.size, kPipeSlice});
         const size_t tail = (b.head + b.size) % cap;
+        lk.unlock();
         const size_t first = std::min(n, cap - tail);
         std::memcpy(b.ring.get() + tail, part.data(), first);
         if (n > first) std::memcpy(b.ring.get(), part.data() + first, n - first);
+        lk.lock();
         b.size += n;
         lk.unlock();
         b.readable.notify_one();

@@ -28,7 +28,9 @@ struct Sides {
 void BM_Handshake(benchmark::State& state) {
   Sides sides;
   for (auto _ : state) {
-    auto [a, b] = make_pipe(1 << 16);
+    auto pipe_a = make_pipe(1 << 16);
+    auto& a = pipe_a.first;
+    auto& b = pipe_a.second;
     Result<std::unique_ptr<SecureChannel>> r = internal_error("");
     std::thread t([&] { r = SecureChannel::accept(std::move(b), sides.s); });
     auto i = SecureChannel::connect(std::move(a), sides.c);
@@ -82,7 +84,9 @@ namespace {
 void BM_ChannelThroughput1M(benchmark::State& state) {
   Sides sides;
   sides.c.suites = {static_cast<cml::crypto::AeadSuite>(state.range(0))};
-  auto [a, b] = make_pipe();
+  auto pipe_a = make_pipe();
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
   Result<std::unique_ptr<SecureChannel>> r = internal_error("");
   std::thread t([&] { r = SecureChannel::accept(std::move(b), sides.s); });
   auto i = SecureChannel::connect(std::move(a), sides.c);

@@ -67,7 +67,9 @@ Result<Pair> establish(std::unique_ptr<net::Stream> a, std::unique_ptr<net::Stre
 }
 
 Result<Pair> establish_pipe(const Sides& s) {
-  auto [a, b] = net::make_pipe();
+  auto pipe_a = net::make_pipe();
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
   return establish(std::move(a), std::move(b), s);
 }
 

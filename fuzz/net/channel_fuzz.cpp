@@ -6,7 +6,9 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace cml::net;
   static cml::attest::MockProvider provider(cml::attest::mock_measurements("server"));
-  auto [a, b] = make_pipe(size + 1);
+  auto pipe_a = make_pipe(size + 1);
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
   (void)a->write_all(cml::ByteSpan(data, size), cml::Deadline::never());
   a.reset();  // end of stream after the input
   ChannelConfig cfg;

@@ -14,7 +14,9 @@ TEST(BigTensor, OneGiBInBoundedChunks) {
   auto c = testing::mock_side("client", "server");
   auto s = testing::mock_side("server", "client");
   c.config.suites = {crypto::AeadSuite::kAes256Gcm};
-  auto [a, b] = make_pipe(8u << 20);
+  auto pipe_a = make_pipe(8u << 20);
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
   auto p = testing::handshake(std::move(a), std::move(b), c.config, s.config);
   NET_ASSERT_OK(p.initiator);
   NET_ASSERT_OK(p.responder);

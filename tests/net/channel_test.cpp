@@ -199,17 +199,23 @@ TEST(Channel, KeyNotBoundInEvidenceRefused) {
 TEST(Channel, HandshakeTimeoutWhenPeerNeverAnswers) {
   auto c = mock_side("client", "server");
   c.config.handshake_timeout = milliseconds(200);
-  auto [a, silent] = make_pipe();
+  auto pipe_a = make_pipe();
+  auto& a = pipe_a.first;
+  auto& silent = pipe_a.second;
   NET_EXPECT_ERROR(SecureChannel::connect(std::move(a), c.config), StatusCode::kTimeout, "waiting for ServerHello");
   auto s = mock_side("server", "client");
   s.config.handshake_timeout = milliseconds(200);
-  auto [a2, silent2] = make_pipe();
+  auto pipe_a2 = make_pipe();
+  auto& a2 = pipe_a2.first;
+  auto& silent2 = pipe_a2.second;
   NET_EXPECT_ERROR(SecureChannel::accept(std::move(a2), s.config), StatusCode::kTimeout, "waiting for ClientHello");
 }
 
 TEST(Channel, HandshakePeerVanishes) {
   auto c = mock_side("client", "server");
-  auto [a, b] = make_pipe();
+  auto pipe_a = make_pipe();
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
   std::thread t([&b] {
     Bytes hdr(13);
     (void)b->read_exact(hdr, soon());
@@ -222,14 +228,20 @@ TEST(Channel, HandshakePeerVanishes) {
 
 TEST(Channel, HandshakeGarbageRefused) {
   auto s = mock_side("server", "client");
-  auto [a, b] = make_pipe();
+  auto pipe_a = make_pipe();
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
   NET_ASSERT_OK(a->write_all(from_hex("cf4d04010000000000000000450102").value(), soon()));  // version 4
   NET_EXPECT_ERROR(SecureChannel::accept(std::move(b), s.config), StatusCode::kProtocol,
                    "unsupported protocol version");
-  auto [a2, b2] = make_pipe();
+  auto pipe_a2 = make_pipe();
+  auto& a2 = pipe_a2.first;
+  auto& b2 = pipe_a2.second;
   NET_ASSERT_OK(a2->write_all(encode_frame({MsgType::kHello, 0, 0, 0}, Bytes(40, 1)), soon()));
   EXPECT_EQ(SecureChannel::accept(std::move(b2), s.config).status().code(), StatusCode::kInvalidArgument);
-  auto [a3, b3] = make_pipe();
+  auto pipe_a3 = make_pipe();
+  auto& a3 = pipe_a3.first;
+  auto& b3 = pipe_a3.second;
   NET_ASSERT_OK(a3->write_all(encode_frame_header({MsgType::kHello, 0, 0, 0x7FFFFFFF}), soon()));
   NET_EXPECT_ERROR(SecureChannel::accept(std::move(b3), s.config), StatusCode::kResourceExhausted, "exceeds");
 }
@@ -238,7 +250,9 @@ TEST(Channel, ConfigValidation) {
   auto c = mock_side("client", "server");
   ChannelConfig bad = c.config;
   bad.provider = nullptr;
-  auto [a, b] = make_pipe();
+  auto pipe_a = make_pipe();
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
   NET_EXPECT_ERROR(SecureChannel::connect(std::move(a), bad), StatusCode::kInvalidArgument, "provider");
   bad = c.config;
   bad.suites = {AeadSuite::kAes256Gcm, AeadSuite::kAes256Gcm};
@@ -257,7 +271,9 @@ struct Established {
   std::unique_ptr<SecureChannel> i, r;
   explicit Established(std::function<void(ChannelConfig&, ChannelConfig&)> tweak = {}) {
     if (tweak) tweak(c.config, s.config);
-    auto [a, b] = make_pipe();
+    auto pipe_a = make_pipe();
+    auto& a = pipe_a.first;
+    auto& b = pipe_a.second;
     auto p = handshake(std::move(a), std::move(b), c.config, s.config);
     CML_CHECK(p.initiator.is_ok() && p.responder.is_ok());
     i = std::move(p.initiator).value();

@@ -91,7 +91,9 @@ TEST(HandshakeVectors, RecordsMatchIndependentComputation) {
   Fixed f;
   const auto th = transcript_hash(f.ch, f.sh);
   auto ks = derive_key_schedule(f.ki.derive(f.sh.public_key)->span(), th).value();
-  auto [a, b] = make_pipe();
+  auto pipe_a = make_pipe();
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
   ChannelConfig cfg;
   auto ch = SecureChannel::from_key_schedule_for_testing(std::move(a), cfg, true, std::move(ks), AeadSuite::kAes256Gcm,
                                                          4u << 20);

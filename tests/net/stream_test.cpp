@@ -21,7 +21,9 @@ void echo_once(Stream& a, Stream& b) {
 }
 
 TEST(Pipe, DuplexAndEndOfStream) {
-  auto [a, b] = make_pipe(64);
+  auto pipe_a = make_pipe(64);
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
   echo_once(*a, *b);
   echo_once(*b, *a);
   NET_ASSERT_OK(a->write_all(to_bytes("tail"), testing::soon()));
@@ -36,7 +38,9 @@ TEST(Pipe, DuplexAndEndOfStream) {
 }
 
 TEST(Pipe, LargeTransferThroughSmallBuffer) {
-  auto [a, b] = make_pipe(1000);
+  auto pipe_a = make_pipe(1000);
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
   Bytes data(1 << 20);
   for (size_t i = 0; i < data.size(); ++i) data[i] = uint8_t(i * 31);
   std::thread w([&] { EXPECT_TRUE(a->write_all(data, testing::soon()).is_ok()); });
@@ -47,24 +51,32 @@ TEST(Pipe, LargeTransferThroughSmallBuffer) {
 }
 
 TEST(Pipe, ReadTimeoutLeavesStreamUsable) {
-  auto [a, b] = make_pipe();
+  auto pipe_a = make_pipe();
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
   uint8_t buf[4];
   NET_EXPECT_ERROR(b->read_some(buf, Deadline::after(milliseconds(20))), StatusCode::kTimeout, "deadline");
   echo_once(*a, *b);
 }
 
 TEST(Pipe, WriteTimeoutWhenFull) {
-  auto [a, b] = make_pipe(8);
+  auto pipe_a = make_pipe(8);
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
   NET_EXPECT_ERROR(a->write_all(Bytes(9), Deadline::after(milliseconds(20))), StatusCode::kTimeout, "deadline");
 }
 
 TEST(Pipe, CloseWakesReaderAndAbortWakesBoth) {
-  auto [a, b] = make_pipe();
+  auto pipe_a = make_pipe();
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
   std::thread t([&] { a.reset(); });
   Bytes got(4);
   NET_EXPECT_ERROR(b->read_exact(got, testing::soon()), StatusCode::kUnavailable, "closed the stream after 0 of 4");
   t.join();
-  auto [c, d] = make_pipe();
+  auto pipe_c = make_pipe();
+  auto& c = pipe_c.first;
+  auto& d = pipe_c.second;
   std::thread t2([&] { c->abort(); });
   NET_EXPECT_ERROR(c->read_exact(got, testing::soon()), StatusCode::kUnavailable, "aborted");
   t2.join();

@@ -19,7 +19,9 @@ struct Tapped {
   std::shared_ptr<TamperStream::Control> tap = std::make_shared<TamperStream::Control>();
   std::unique_ptr<SecureChannel> sender, receiver;
   Tapped() {
-    auto [a, b] = make_pipe();
+    auto pipe_a = make_pipe();
+    auto& a = pipe_a.first;
+    auto& b = pipe_a.second;
     auto p = testing::handshake(std::make_unique<TamperStream>(std::move(a), tap), std::move(b), c.config, s.config);
     CML_CHECK(p.initiator.is_ok() && p.responder.is_ok());
     sender = std::move(p.initiator).value();

@@ -199,6 +199,19 @@ Result<std::unique_ptr<SecureChannel>> SecureChannel::accept(std::unique_ptr<Str
   return establish(std::move(stream), config, false);
 }
 
+Result<std::unique_ptr<SecureChannel>> SecureChannel::connect_with_retry(const Endpoint& endpoint,
+                                                                         const ChannelConfig& config,
+                                                                         const RetryPolicy& policy, Deadline deadline,
+                                                                         const RetryHooks& hooks) {
+  return with_retry<std::unique_ptr<SecureChannel>>(
+      policy, deadline,
+      [&]() -> Result<std::unique_ptr<SecureChannel>> {
+        CML_ASSIGN_OR_RETURN(std::unique_ptr<Stream> s, net::connect(endpoint, deadline));
+        return connect(std::move(s), config);
+      },
+      hooks);
+}
+
 std::unique_ptr<SecureChannel> SecureChannel::from_key_schedule_for_testing(std::unique_ptr<Stream> stream,
                                                                             const ChannelConfig& config, bool initiator,
                                                                             KeySchedule ks, crypto::AeadSuite suite,

@@ -107,6 +107,13 @@ class SecureChannel {
   static Result<std::unique_ptr<SecureChannel>> connect(std::unique_ptr<Stream> stream, const ChannelConfig& config);
   // Runs the responder's side.
   static Result<std::unique_ptr<SecureChannel>> accept(std::unique_ptr<Stream> stream, const ChannelConfig& config);
+  // Connects to `endpoint` and runs the initiator's handshake, retrying both under `policy` while the
+  // peer is unreachable or slow (UNAVAILABLE, TIMEOUT). Attestation, policy, crypto and protocol failures
+  // and peer refusals are returned at once.
+  static Result<std::unique_ptr<SecureChannel>> connect_with_retry(const Endpoint& endpoint,
+                                                                   const ChannelConfig& config,
+                                                                   const RetryPolicy& policy, Deadline deadline,
+                                                                   const RetryHooks& hooks = {});
 
   // Builds an established channel from a key schedule without running the handshake. Only for
   // known-answer tests and interoperability vectors (docs/protocol.md §7); never in production code.

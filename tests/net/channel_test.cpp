@@ -115,6 +115,51 @@ TEST(Channel, HandshakeOverVsockOrSkip) {
   expect_established(r);
 }
 
+TEST(Channel, ConnectWithRetryWaitsForLateResponder) {
+  std::string where;
+  {
+    auto probe = listen(parse_endpoint("tcp://127.0.0.1:0").value());
+    NET_ASSERT_OK(probe);
+    where = (*probe)->local_endpoint();
+  }
+  const Endpoint ep = parse_endpoint(where).value();
+  auto c = mock_side("client", "server");
+  auto s = mock_side("server", "client");
+  std::unique_ptr<Listener> late;
+  std::thread responder;
+  Result<std::unique_ptr<SecureChannel>> accepted = internal_error("not run");
+  RetryHooks hooks;
+  hooks.sleep = [](Duration) {};
+  hooks.on_retry = [&](int k, const Status& st, Duration) {
+    EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.to_string();
+    if (k != 0) return;
+    auto l = listen(ep);  // the responder comes up after the first refusal
+    ASSERT_TRUE(l.is_ok()) << l.status().to_string();
+    late = std::move(l).value();
+    responder = std::thread([&] {
+      auto stream = late->accept(soon());
+      if (stream.is_ok()) accepted = SecureChannel::accept(std::move(stream).value(), s.config);
+    });
+  };
+  auto ch = SecureChannel::connect_with_retry(ep, c.config, RetryPolicy{}, soon(), hooks);
+  if (responder.joinable()) responder.join();
+  NET_ASSERT_OK(ch);
+  NET_ASSERT_OK(accepted);
+  EXPECT_EQ((*ch)->session_id(), (*accepted)->session_id());
+  // A policy refusal is not retried.
+  auto rogue = mock_side("client", "someone-else");
+  int retries = 0;
+  hooks.on_retry = [&](int, const Status&, Duration) { ++retries; };
+  std::thread r2([&] {
+    auto stream = late->accept(soon());
+    if (stream.is_ok()) (void)SecureChannel::accept(std::move(stream).value(), s.config);
+  });
+  auto refused = SecureChannel::connect_with_retry(ep, rogue.config, RetryPolicy{}, soon(), hooks);
+  r2.join();
+  EXPECT_EQ(refused.status().code(), StatusCode::kPolicy) << refused.status().to_string();
+  EXPECT_EQ(retries, 0);
+}
+
 TEST(Channel, OneWayMode) {
   auto c = mock_side("client", "server");
   c.config.mode = HandshakeMode::kOneWay;

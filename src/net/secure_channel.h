@@ -24,6 +24,22 @@
 //
 // Errors: any authentication, sequence or format failure on receive is sticky (every later recv
 // returns it); the caller should drop the channel.
+//
+// Typical use (a stage accepting its upstream, then forwarding tensors downstream):
+//
+//   attest::NitroProvider self(...);                       // or MockProvider in tests
+//   ChannelConfig cfg;
+//   cfg.provider = &self;
+//   cfg.verifiers = verifiers;                             // shared VerifierSet for the peer's evidence
+//   cfg.peer_policy.expected_measurements = manifest_pcrs;  // the PEER's measurements
+//   auto listener = listen(parse_endpoint("vsock://any:5000").value());
+//   auto up = SecureChannel::accept((*listener)->accept(Deadline::never()).value(), cfg);
+//   auto down = SecureChannel::connect_with_retry(next_stage, cfg, RetryPolicy{}, Deadline::after(30s));
+//   Message m;
+//   while ((*up)->recv(m, Deadline::after(60s)).is_ok() && m.kind != Message::Kind::kShutdown) {
+//     if (m.kind == Message::Kind::kTensor) (*down)->send_tensor(run_layers(m.tensor).view(), ...);
+//     else if (m.sentinel() == Sentinel::kEnd) (*down)->send_end(...);
+//   }
 #pragma once
 
 #include <atomic>

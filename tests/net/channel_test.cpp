@@ -246,13 +246,11 @@ TEST(Channel, HandshakeTimeoutWhenPeerNeverAnswers) {
   c.config.handshake_timeout = milliseconds(200);
   auto pipe_a = make_pipe();
   auto& a = pipe_a.first;
-  auto& silent = pipe_a.second;
   NET_EXPECT_ERROR(SecureChannel::connect(std::move(a), c.config), StatusCode::kTimeout, "waiting for ServerHello");
   auto s = mock_side("server", "client");
   s.config.handshake_timeout = milliseconds(200);
   auto pipe_a2 = make_pipe();
   auto& a2 = pipe_a2.first;
-  auto& silent2 = pipe_a2.second;
   NET_EXPECT_ERROR(SecureChannel::accept(std::move(a2), s.config), StatusCode::kTimeout, "waiting for ClientHello");
 }
 
@@ -297,7 +295,6 @@ TEST(Channel, ConfigValidation) {
   bad.provider = nullptr;
   auto pipe_a = make_pipe();
   auto& a = pipe_a.first;
-  auto& b = pipe_a.second;
   NET_EXPECT_ERROR(SecureChannel::connect(std::move(a), bad), StatusCode::kInvalidArgument, "provider");
   bad = c.config;
   bad.suites = {AeadSuite::kAes256Gcm, AeadSuite::kAes256Gcm};

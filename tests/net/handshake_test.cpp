@@ -13,19 +13,6 @@ namespace {
 
 using crypto::AeadSuite;
 
-Bytes hex(std::string_view h) {
-  return from_hex(h).value();
-}
-
-template <size_t N>
-std::array<uint8_t, N> arr(std::string_view h) {
-  Bytes b = hex(h);
-  std::array<uint8_t, N> a{};
-  CML_CHECK(b.size() == N);
-  std::copy(b.begin(), b.end(), a.begin());
-  return a;
-}
-
 // The fixed handshake of docs/protocol.md §7.
 struct Fixed {
   crypto::X25519KeyPair ki = crypto::X25519KeyPair::from_private(Bytes(32, 0x11)).value();

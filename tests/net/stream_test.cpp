@@ -62,7 +62,6 @@ TEST(Pipe, ReadTimeoutLeavesStreamUsable) {
 TEST(Pipe, WriteTimeoutWhenFull) {
   auto pipe_a = make_pipe(8);
   auto& a = pipe_a.first;
-  auto& b = pipe_a.second;
   NET_EXPECT_ERROR(a->write_all(Bytes(9), Deadline::after(milliseconds(20))), StatusCode::kTimeout, "deadline");
 }
 
@@ -76,7 +75,6 @@ TEST(Pipe, CloseWakesReaderAndAbortWakesBoth) {
   t.join();
   auto pipe_c = make_pipe();
   auto& c = pipe_c.first;
-  auto& d = pipe_c.second;
   std::thread t2([&] { c->abort(); });
   NET_EXPECT_ERROR(c->read_exact(got, testing::soon()), StatusCode::kUnavailable, "aborted");
   t2.join();

@@ -82,6 +82,13 @@ struct SecureChannel::Direction {
   }
 };
 
+std::vector<crypto::AeadSuite> default_suites() {
+  std::vector<crypto::AeadSuite> v;
+  v.push_back(crypto::AeadSuite::kAes256Gcm);
+  v.push_back(crypto::AeadSuite::kChaCha20Poly1305);
+  return v;
+}
+
 Status validate_config(const ChannelConfig& c, bool initiator) {
   const bool attests = !initiator || c.mode == HandshakeMode::kMutual;
   const bool verifies = initiator || c.mode == HandshakeMode::kMutual;

@@ -62,6 +62,9 @@
 
 namespace cml::net {
 
+// AES-256-GCM first (hardware AES on x86 servers), then ChaCha20-Poly1305.
+std::vector<crypto::AeadSuite> default_suites();
+
 struct ChannelConfig {
   // Own evidence. Required for the responder, and for the initiator in mutual mode; must outlive the
   // handshake.
@@ -77,7 +80,7 @@ struct ChannelConfig {
   // kMutual refuses them.
   HandshakeMode mode = HandshakeMode::kMutual;
   // Initiator: suites offered in preference order. Responder: suites it accepts.
-  std::vector<crypto::AeadSuite> suites = {crypto::AeadSuite::kAes256Gcm, crypto::AeadSuite::kChaCha20Poly1305};
+  std::vector<crypto::AeadSuite> suites = default_suites();
 
   Duration handshake_timeout = std::chrono::seconds(10);
   // Largest frame payload this side accepts (advertised in the handshake; the peer never sends more).

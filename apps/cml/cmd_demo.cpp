@@ -181,7 +181,7 @@ int run_demo(int round_trips, const std::string& suite_name) {
     std::printf("  measurement %-10s %s matches the pinned value\n", name.c_str(),
                 hex_prefix(peer.measurements.at(name)).c_str());
   }
-  std::printf("  key binding            peer's X25519 key and our nonce are inside its evidence\n");
+  std::printf("  key binding            peer's X25519 key and a nonce derived from ours are inside its evidence\n");
   std::printf("  key confirmation       both Finished MACs verified (same keys on both sides)\n");
   std::printf("  AEAD suite             %s\n", std::string(crypto::aead_suite_name(c.suite())).c_str());
   std::printf("  session id             %s\n", hex_prefix(c.session_id()).c_str());

@@ -7,7 +7,7 @@
 #include "base/bytes.h"
 #include "crypto/secret.h"
 
-struct evp_pkey_st;  // OpenSSL's EVP_PKEY
+typedef struct evp_pkey_st EVP_PKEY;
 
 namespace cml::crypto {
 
@@ -26,9 +26,13 @@ class X25519KeyPair {
   Result<SecretBytes> derive(ByteSpan peer_public) const;
 
  private:
-  SecretBytes private_;
+  struct KeyFree {
+    void operator()(EVP_PKEY* key) const;
+  };
+  // The imported private key (OpenSSL wipes it on free). Kept so that derive() costs one scalar
+  // multiplication; importing the private key again would compute the public key each time.
+  std::unique_ptr<EVP_PKEY, KeyFree> key_;
   X25519PublicKey public_{};
-  std::shared_ptr<evp_pkey_st> pkey_;  // imported once: derive() then costs one scalar multiplication
 };
 
 }  // namespace cml::crypto

@@ -25,17 +25,22 @@ struct Sides {
   }
 };
 
+// Initiator and responder over a fresh pipe (responder on its own thread); null pair on failure.
+std::pair<std::unique_ptr<SecureChannel>, std::unique_ptr<SecureChannel>> pipe_session(const Sides& sides,
+                                                                                       size_t capacity) {
+  auto ends = make_pipe(capacity);
+  Result<std::unique_ptr<SecureChannel>> r = internal_error("");
+  std::thread t([&] { r = SecureChannel::accept(std::move(ends.second), sides.s); });
+  auto i = SecureChannel::connect(std::move(ends.first), sides.c);
+  t.join();
+  if (!i.is_ok() || !r.is_ok()) return {};
+  return {std::move(i).value(), std::move(r).value()};
+}
+
 void BM_Handshake(benchmark::State& state) {
   Sides sides;
   for (auto _ : state) {
-    auto pipe_a = make_pipe(1 << 16);
-    auto& a = pipe_a.first;
-    auto& b = pipe_a.second;
-    Result<std::unique_ptr<SecureChannel>> r = internal_error("");
-    std::thread t([&] { r = SecureChannel::accept(std::move(b), sides.s); });
-    auto i = SecureChannel::connect(std::move(a), sides.c);
-    t.join();
-    if (!i.is_ok() || !r.is_ok()) state.SkipWithError("handshake failed");
+    if (!pipe_session(sides, 1 << 16).first) state.SkipWithError("handshake failed");
   }
 }
 BENCHMARK(BM_Handshake)->UseRealTime();
@@ -84,23 +89,19 @@ namespace {
 void BM_ChannelThroughput1M(benchmark::State& state) {
   Sides sides;
   sides.c.suites = {static_cast<cml::crypto::AeadSuite>(state.range(0))};
-  auto pipe_a = make_pipe();
-  auto& a = pipe_a.first;
-  auto& b = pipe_a.second;
-  Result<std::unique_ptr<SecureChannel>> r = internal_error("");
-  std::thread t([&] { r = SecureChannel::accept(std::move(b), sides.s); });
-  auto i = SecureChannel::connect(std::move(a), sides.c);
-  t.join();
-  if (!i.is_ok() || !r.is_ok()) return state.SkipWithError("handshake failed");
+  auto session = pipe_session(sides, 4u << 20);
+  auto& i = session.first;
+  auto& r = session.second;
+  if (!i) return state.SkipWithError("handshake failed");
   cml::Bytes data(1 << 20, 0x42);
   const uint32_t shape[] = {1u << 20};
   const TensorView tv{"x", cml::tensor::DType::kU8, shape, data};
   Message m;
   for (auto _ : state) {
     std::thread s([&] {
-      for (int k = 0; k < 64; ++k) (void)(*i)->send_tensor(tv, cml::Deadline::never());
+      for (int k = 0; k < 64; ++k) (void)i->send_tensor(tv, cml::Deadline::never());
     });
-    for (int k = 0; k < 64; ++k) (void)(*r)->recv(m, cml::Deadline::never());
+    for (int k = 0; k < 64; ++k) (void)r->recv(m, cml::Deadline::never());
     s.join();
   }
   state.SetBytesProcessed(state.iterations() * 64 * (1 << 20));

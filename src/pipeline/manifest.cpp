@@ -4,6 +4,7 @@
 
 #include "crypto/hash.h"
 #include "pipeline/json_util.h"
+#include "pipeline/link.h"
 
 namespace cml::pipeline {
 
@@ -318,6 +319,16 @@ std::string manifest_to_json(const Manifest& m) {
             {"orchestrator", orch},
             {"stages", stages}};
   return j.dump(2) + "\n";
+}
+
+attest::Policy policy_for(const StageAttestation& a) {
+  attest::Policy p;
+  p.allowed_types = {a.type};
+  p.expected_measurements = a.expected_measurements;
+  p.allow_debug = a.allow_debug;
+  // Mock stages carry no real measurements; every real backend fails closed without them.
+  p.require_measurements = a.type != attest::EvidenceType::kMock;
+  return p;
 }
 
 std::string manifest_digest(const Manifest& m) {

@@ -58,7 +58,7 @@ Result<std::vector<uint64_t>> parse_ids(const json& j, const std::string& path, 
 
 std::string_view control_type(const ControlMessage& m) {
   static constexpr std::string_view kNames[] = {"init", "link",  "start", "abort", "ping", "shutdown",
-                                                "ready", "linked", "pong", "error", "bye"};
+                                                "ready", "linked", "started", "pong", "error", "bye"};
   return kNames[m.index()];
 }
 
@@ -91,12 +91,17 @@ Bytes encode_control(const ControlMessage& m) {
                    j["tensors_verified"] = x.tensors_verified;
                  },
                  [&](const ctl::Linked& x) { j["stage"] = x.stage; },
+                 [&](const ctl::Started& x) { j["stage"] = x.stage; },
                  [&](const ctl::Pong& x) {
                    j["nonce"] = x.nonce;
                    j["stage"] = x.stage;
                    j["steps"] = x.steps;
                    j["compute_us"] = x.compute_us;
                    j["live_sequences"] = x.live_sequences;
+                   j["in_frames"] = x.in_frames;
+                   j["in_bytes"] = x.in_bytes;
+                   j["out_frames"] = x.out_frames;
+                   j["out_bytes"] = x.out_bytes;
                  },
                  [&](const ctl::Error& x) {
                    j["stage"] = x.stage;
@@ -189,14 +194,25 @@ Result<ControlMessage> decode_control(ByteSpan bytes, size_t max_bytes) {
     CML_ASSIGN_OR_RETURN(m.stage, u32("stage"));
     return ControlMessage(m);
   }
+  if (type == "started") {
+    CML_RETURN_IF_ERROR(only_keys(j, p, {"v", "type", "stage"}));
+    ctl::Started m;
+    CML_ASSIGN_OR_RETURN(m.stage, u32("stage"));
+    return ControlMessage(m);
+  }
   if (type == "pong") {
-    CML_RETURN_IF_ERROR(only_keys(j, p, {"v", "type", "nonce", "stage", "steps", "compute_us", "live_sequences"}));
+    CML_RETURN_IF_ERROR(only_keys(j, p, {"v", "type", "nonce", "stage", "steps", "compute_us", "live_sequences", "in_frames",
+                                     "in_bytes", "out_frames", "out_bytes"}));
     ctl::Pong m;
     CML_ASSIGN_OR_RETURN(m.nonce, get_uint(j, p, "nonce"));
     CML_ASSIGN_OR_RETURN(m.stage, u32("stage"));
     CML_ASSIGN_OR_RETURN(m.steps, get_uint(j, p, "steps"));
     CML_ASSIGN_OR_RETURN(m.compute_us, get_uint(j, p, "compute_us"));
     CML_ASSIGN_OR_RETURN(m.live_sequences, u32("live_sequences"));
+    CML_ASSIGN_OR_RETURN(m.in_frames, get_uint(j, p, "in_frames"));
+    CML_ASSIGN_OR_RETURN(m.in_bytes, get_uint(j, p, "in_bytes"));
+    CML_ASSIGN_OR_RETURN(m.out_frames, get_uint(j, p, "out_frames"));
+    CML_ASSIGN_OR_RETURN(m.out_bytes, get_uint(j, p, "out_bytes"));
     return ControlMessage(m);
   }
   if (type == "error") {

@@ -69,12 +69,17 @@ struct Ready {
 struct Linked {
   uint32_t stage = 0;
 };
+struct Started {  // reply to Start and Abort: the stage's sequence state is updated
+  uint32_t stage = 0;
+};
 struct Pong {
   uint64_t nonce = 0;
   uint32_t stage = 0;
   uint64_t steps = 0;          // forward passes executed
   uint64_t compute_us = 0;     // time spent in the executor
   uint32_t live_sequences = 0;
+  uint64_t in_frames = 0, in_bytes = 0;    // data-in link counters
+  uint64_t out_frames = 0, out_bytes = 0;  // data-out link counters
 };
 struct Error {
   uint32_t stage = 0;
@@ -88,7 +93,7 @@ struct Bye {
 }  // namespace ctl
 
 using ControlMessage = std::variant<ctl::Init, ctl::Link, ctl::Start, ctl::Abort, ctl::Ping, ctl::Shutdown,
-                                    ctl::Ready, ctl::Linked, ctl::Pong, ctl::Error, ctl::Bye>;
+                                    ctl::Ready, ctl::Linked, ctl::Started, ctl::Pong, ctl::Error, ctl::Bye>;
 std::string_view control_type(const ControlMessage& m);
 
 Bytes encode_control(const ControlMessage& m);

@@ -174,6 +174,7 @@ class SecureChannel {
   Status recv_error_;
   bool send_closed_ = false;
   bool peer_shutdown_ = false;
+  bool idle_timeout_ = false;  // the last recv timed out before reading any byte of a record
   Duration handshake_time_{};
   std::atomic<uint64_t> heartbeats_received_{0};
 };

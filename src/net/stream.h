@@ -125,8 +125,8 @@ struct RetryPolicy {
 
 // Injectable effects so tests run without real waits.
 struct RetryHooks {
-  std::function<void(Duration)> sleep;   // default: std::this_thread::sleep_for
-  std::function<double()> uniform;       // default: CSPRNG-seeded uniform [0, 1)
+  std::function<void(Duration)> sleep;  // default: std::this_thread::sleep_for
+  std::function<double()> uniform;      // default: CSPRNG-seeded uniform [0, 1)
   // Observes each failed attempt (attempt index from 0, its status, the delay before the next one).
   std::function<void(int, const Status&, Duration)> on_retry;
 };

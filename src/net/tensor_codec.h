@@ -49,8 +49,8 @@ struct TensorHeader {
   std::string name;
   tensor::DType dtype = tensor::DType::kF32;
   std::vector<uint32_t> shape;
-  uint64_t data_size = 0;    // product(shape) × element size, overflow-checked
-  size_t header_size = 0;    // sub-header bytes including padding (multiple of 8)
+  uint64_t data_size = 0;  // product(shape) × element size, overflow-checked
+  size_t header_size = 0;  // sub-header bytes including padding (multiple of 8)
 };
 
 // A received tensor (owning). Reusable: decoding into an existing object keeps its buffers' capacity.

@@ -55,8 +55,10 @@ Status recv_step(Link& link, StepMessage& out, Deadline deadline, uint32_t max_s
   const uint64_t T = out.header.total_tokens(), n = out.header.seqs.size();
   const auto& t = m.tensor;
   bool ok = false;
-  if (t.name == "tokens") ok = t.dtype == tensor::DType::kU32 && t.shape.size() == 1 && t.shape[0] == T;
-  else if (t.name == "sampled") ok = t.dtype == tensor::DType::kU32 && t.shape.size() == 1 && t.shape[0] == n;
+  if (t.name == "tokens")
+    ok = t.dtype == tensor::DType::kU32 && t.shape.size() == 1 && t.shape[0] == T;
+  else if (t.name == "sampled")
+    ok = t.dtype == tensor::DType::kU32 && t.shape.size() == 1 && t.shape[0] == n;
   else if (t.name == "hidden")
     ok = t.dtype == tensor::DType::kF32 && t.shape.size() == 2 && t.shape[0] == T && t.shape[1] == hidden_size;
   if (!ok) return protocol_error("data link: payload tensor \"" + t.name.substr(0, 64) + "\" does not match the step");

@@ -13,9 +13,9 @@ struct StepMessage {
   enum class Kind { kStep, kErr, kClosed };
   Kind kind = Kind::kClosed;
   StepHeader header;
-  net::Tensor payload;      // "tokens" U32 [T], "hidden" F32 [T, H], or "sampled" U32 [n]
-  uint64_t err_step = 0;    // kErr: the failed step (0 if unknown)
-  std::string err_reason;   // kErr
+  net::Tensor payload;     // "tokens" U32 [T], "hidden" F32 [T, H], or "sampled" U32 [n]
+  uint64_t err_step = 0;   // kErr: the failed step (0 if unknown)
+  std::string err_reason;  // kErr
 };
 
 // Step tensor, payload tensor, END.

@@ -22,7 +22,9 @@ std::vector<float> random_values(uint64_t seed, size_t n, float scale) {
   return v;
 }
 
-std::string layer_name(uint32_t l) { return "layers." + std::to_string(l) + ".gain"; }
+std::string layer_name(uint32_t l) {
+  return "layers." + std::to_string(l) + ".gain";
+}
 
 }  // namespace
 
@@ -89,7 +91,8 @@ Status FakeModelExecutor::start_sequence(uint64_t seq) {
 Status FakeModelExecutor::forward(const StepHeader& step, const StepInput& in, StepOutput& out) {
   const uint32_t H = c_.hidden;
   const uint64_t T = step.total_tokens();
-  if (fail_ && fail_(step)) return internal_error("fake executor: injected failure at step " + std::to_string(step.step));
+  if (fail_ && fail_(step))
+    return internal_error("fake executor: injected failure at step " + std::to_string(step.step));
   for (const auto& s : step.seqs) {
     if (!state_.count(s.seq)) return invalid_argument("sequence " + std::to_string(s.seq) + " was not started");
   }

@@ -16,15 +16,19 @@ Result<json> parse_bounded(std::string_view text, size_t max_bytes, std::string_
   bool in_string = false, escaped = false;
   for (char c : text) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
+    if (c == '"')
+      in_string = true;
     else if (c == '{' || c == '[') {
-      if (++depth > kMaxJsonDepth) return invalid_argument(std::string(what) + ": nesting deeper than " +
-                                                           std::to_string(kMaxJsonDepth));
+      if (++depth > kMaxJsonDepth)
+        return invalid_argument(std::string(what) + ": nesting deeper than " + std::to_string(kMaxJsonDepth));
     } else if ((c == '}' || c == ']') && depth > 0) {
       --depth;
     }
@@ -40,8 +44,8 @@ static std::string join(std::string_view path, std::string_view key) {
 }
 
 Result<const json*> field(const json& obj, std::string_view path, std::string_view key, json::value_t type) {
-  if (!obj.is_object()) return invalid_argument((path.empty() ? std::string("document") : std::string(path)) +
-                                                ": expected an object");
+  if (!obj.is_object())
+    return invalid_argument((path.empty() ? std::string("document") : std::string(path)) + ": expected an object");
   auto it = obj.find(key);
   if (it == obj.end()) return invalid_argument(join(path, key) + ": missing");
   bool ok = it->type() == type;
@@ -49,12 +53,23 @@ Result<const json*> field(const json& obj, std::string_view path, std::string_vi
   if (!ok) {
     const char* want = "a value";
     switch (type) {
-      case json::value_t::object: want = "an object"; break;
-      case json::value_t::array: want = "an array"; break;
-      case json::value_t::string: want = "a string"; break;
-      case json::value_t::boolean: want = "true or false"; break;
-      case json::value_t::number_unsigned: want = "a non-negative integer"; break;
-      default: break;
+      case json::value_t::object:
+        want = "an object";
+        break;
+      case json::value_t::array:
+        want = "an array";
+        break;
+      case json::value_t::string:
+        want = "a string";
+        break;
+      case json::value_t::boolean:
+        want = "true or false";
+        break;
+      case json::value_t::number_unsigned:
+        want = "a non-negative integer";
+        break;
+      default:
+        break;
     }
     return invalid_argument(join(path, key) + ": expected " + want);
   }
@@ -71,8 +86,8 @@ Result<std::string> get_string(const json& obj, std::string_view path, std::stri
 Result<uint64_t> get_uint(const json& obj, std::string_view path, std::string_view key, uint64_t max_value) {
   CML_ASSIGN_OR_RETURN(const json* v, field(obj, path, key, json::value_t::number_unsigned));
   uint64_t x = v->get<uint64_t>();
-  if (x > max_value) return invalid_argument(join(path, key) + ": " + std::to_string(x) + " exceeds " +
-                                             std::to_string(max_value));
+  if (x > max_value)
+    return invalid_argument(join(path, key) + ": " + std::to_string(x) + " exceeds " + std::to_string(max_value));
   return x;
 }
 

@@ -30,7 +30,7 @@
 namespace cml::pipeline {
 
 struct PeerExpectation {
-  std::string role;                     // "stage 1", "orchestrator" — for error messages
+  std::string role;                      // "stage 1", "orchestrator" — for error messages
   std::optional<attest::Policy> policy;  // nullopt: peer is not required to attest
 };
 

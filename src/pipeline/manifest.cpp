@@ -1,5 +1,6 @@
 #include "pipeline/manifest.h"
 
+#include <cctype>
 #include <charconv>
 
 #include "crypto/hash.h"
@@ -35,8 +36,7 @@ Result<StageAttestation> parse_attestation(const json& j, const std::string& pat
   StageAttestation a;
   CML_ASSIGN_OR_RETURN(std::string type, get_string(j, path, "type", 32));
   auto t = attest::parse_evidence_type(type);
-  if (!t) return invalid_argument(path + ".type: unknown attestation type '" + type +
-                                  "' (mock, nitro, sev-snp, tdx)");
+  if (!t) return invalid_argument(path + ".type: unknown attestation type '" + type + "' (mock, nitro, sev-snp, tdx)");
   a.type = *t;
   if (j.contains("expected_measurements")) {
     CML_ASSIGN_OR_RETURN(const json* m, field(j, path, "expected_measurements", json::value_t::object));
@@ -97,19 +97,32 @@ json offload_to_json(const Offload& o) {
 
 std::string Endpoint::to_string() const {
   if (kind == Kind::kVsock) return "vsock://" + std::to_string(cid) + ":" + std::to_string(port);
+  if (kind == Kind::kMemory) return "mem://" + host;
   return "tcp://" + host + ":" + std::to_string(port);
 }
 
 Result<Endpoint> parse_endpoint(std::string_view text) {
   Endpoint e;
   std::string_view rest;
+  if (text.starts_with("mem://")) {
+    e.kind = Endpoint::Kind::kMemory;
+    std::string_view name = text.substr(6);
+    if (name.empty() || name.size() > 128) return invalid_argument("endpoint '" + std::string(text) + "': bad name");
+    for (char c : name) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+        return invalid_argument("endpoint '" + std::string(text) + "': bad character in name");
+      }
+    }
+    e.host = std::string(name);
+    return e;
+  }
   if (text.starts_with("tcp://")) {
     rest = text.substr(6);
   } else if (text.starts_with("vsock://")) {
     e.kind = Endpoint::Kind::kVsock;
     rest = text.substr(8);
   } else {
-    return invalid_argument("endpoint '" + std::string(text) + "' must start with tcp:// or vsock://");
+    return invalid_argument("endpoint '" + std::string(text) + "' must start with tcp://, vsock:// or mem://");
   }
   size_t colon = rest.rfind(':');
   if (colon == std::string_view::npos || colon == 0) {
@@ -165,11 +178,11 @@ Status validate_manifest(const Manifest& m) {
   for (size_t i = 0; i < m.stages.size(); ++i) {
     const StageSpec& s = m.stages[i];
     std::string path = "stages[" + std::to_string(i) + "]";
-    if (s.index != i) return invalid_argument(path + ".index: is " + std::to_string(s.index) + ", expected " +
-                                              std::to_string(i));
+    if (s.index != i)
+      return invalid_argument(path + ".index: is " + std::to_string(s.index) + ", expected " + std::to_string(i));
     if (s.layer_begin >= s.layer_end) {
-      return invalid_argument(path + ".layers: [" + std::to_string(s.layer_begin) + ", " +
-                              std::to_string(s.layer_end) + ") is empty");
+      return invalid_argument(path + ".layers: [" + std::to_string(s.layer_begin) + ", " + std::to_string(s.layer_end) +
+                              ") is empty");
     }
     if (s.layer_begin != expect_begin) {
       return invalid_argument(path + ".layers: starts at " + std::to_string(s.layer_begin) + ", expected " +
@@ -189,8 +202,9 @@ Status validate_manifest(const Manifest& m) {
       const StageSpec& o = m.stages[j];
       for (const Endpoint* a : {&s.control, &s.data}) {
         for (const Endpoint* b : {&o.control, &o.data}) {
-          if (*a == *b) return invalid_argument(path + ".endpoints: " + a->to_string() + " is also used by stages[" +
-                                                std::to_string(j) + "]");
+          if (*a == *b)
+            return invalid_argument(path + ".endpoints: " + a->to_string() + " is also used by stages[" +
+                                    std::to_string(j) + "]");
         }
       }
     }

@@ -31,11 +31,12 @@ constexpr size_t kMaxStages = 256;
 constexpr size_t kMaxTensorsPerStage = 1u << 16;
 constexpr size_t kMaxMeasurements = 64;
 
-// A transport address: tcp://HOST:PORT or vsock://CID:PORT.
+// A transport address: tcp://HOST:PORT, vsock://CID:PORT, or mem://NAME (in-process pipes: tests and
+// benchmarks).
 struct Endpoint {
-  enum class Kind { kTcp, kVsock };
+  enum class Kind { kTcp, kVsock, kMemory };
   Kind kind = Kind::kTcp;
-  std::string host;  // tcp only (IPv4 literal, "localhost", or a name; IPv6 in brackets)
+  std::string host;  // tcp: IPv4 literal, "localhost", or a name (IPv6 in brackets); mem: the name
   uint32_t cid = 0;  // vsock only
   uint16_t port = 0;
   std::string to_string() const;
@@ -53,7 +54,7 @@ struct Offload {
   enum class Kind { kNone, kGroupCover };
   Kind kind = Kind::kNone;
   std::optional<Endpoint> worker;  // groupcover: tcp://… of the untrusted worker
-  std::string secrets_dir;          // groupcover: folder with the stage's obfuscation secrets
+  std::string secrets_dir;         // groupcover: folder with the stage's obfuscation secrets
 };
 
 struct StageSpec {
@@ -70,8 +71,8 @@ struct StageSpec {
 
 struct ModelInfo {
   std::string name;
-  std::string file;    // path as given to `cml shard` (stages may override with --model)
-  std::string sha256;  // lower-case hex of the whole file
+  std::string file;          // path as given to `cml shard` (stages may override with --model)
+  std::string sha256;        // lower-case hex of the whole file
   std::string architecture;  // "llama", "gpt2", "fake" (tests)
   uint32_t n_layers = 0;
   uint32_t vocab_size = 0;
@@ -84,7 +85,7 @@ struct ActivationSpec {
 };
 
 struct OrchestratorSpec {
-  bool attest = false;  // stage 0 refuses an unattested orchestrator when true
+  bool attest = false;           // stage 0 refuses an unattested orchestrator when true
   StageAttestation attestation;  // what stage 0 expects of the orchestrator when attest is true
 };
 

@@ -154,8 +154,7 @@ class PlainMemoryNetwork final : public Network {
     CML_RETURN_IF_ERROR(Registry::get().add(endpoint, st));
     return std::unique_ptr<LinkListener>(std::make_unique<MemoryListener>(endpoint, st));
   }
-  Result<std::unique_ptr<Link>> connect(const std::string& endpoint, const PeerExpectation& expect,
-                                        Deadline) override {
+  Result<std::unique_ptr<Link>> connect(const std::string& endpoint, const PeerExpectation& expect, Deadline) override {
     if (expect.policy) return unimplemented("plain memory links cannot attest " + expect.role);
     auto st = Registry::get().find(endpoint);
     if (!st) return unavailable("nothing listens on " + endpoint);
@@ -170,6 +169,8 @@ class PlainMemoryNetwork final : public Network {
 
 }  // namespace
 
-std::unique_ptr<Network> make_plain_memory_network() { return std::make_unique<PlainMemoryNetwork>(); }
+std::unique_ptr<Network> make_plain_memory_network() {
+  return std::make_unique<PlainMemoryNetwork>();
+}
 
 }  // namespace cml::pipeline

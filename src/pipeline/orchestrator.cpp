@@ -69,7 +69,7 @@ void Orchestrator::push(Event e) {
 
 Result<std::unique_ptr<Link>> Orchestrator::connect_retry(const std::string& ep, const PeerExpectation& e) {
   Deadline d = Deadline::after(opt_.connect_timeout);
-  auto wait = std::chrono::milliseconds(10);
+  Duration wait = std::chrono::milliseconds(10);
   for (;;) {
     auto r = net_.connect(ep, e, d);
     if (r) return r;
@@ -80,8 +80,8 @@ Result<std::unique_ptr<Link>> Orchestrator::connect_retry(const std::string& ep,
     }
     std::this_thread::sleep_for(std::min<Duration>(wait, d.remaining()));
     wait = std::min<Duration>(wait * 2, std::chrono::milliseconds(200));
-    if (d.expired()) return r.status().with_context(e.role + " at " + ep + " (gave up after " +
-                                                    ms_text(opt_.connect_timeout) + ")");
+    if (d.expired())
+      return r.status().with_context(e.role + " at " + ep + " (gave up after " + ms_text(opt_.connect_timeout) + ")");
   }
 }
 
@@ -177,6 +177,26 @@ void Orchestrator::note(const Event& e) {
 }
 
 Result<ControlMessage> Orchestrator::await(uint32_t i, std::string_view type, Deadline d) {
+  // Replies of other stages that arrived first wait in the backlog for their own await().
+  auto match = [&](Event& e) -> std::optional<Result<ControlMessage>> {
+    if (e.stage != i || e.epoch != stages_[i].epoch) return std::nullopt;
+    if (e.kind == Event::Kind::kControlDown) {
+      return Result<ControlMessage>(unavailable("stage " + std::to_string(i) + " is down: " + e.status.to_string()));
+    }
+    if (auto* err = std::get_if<ctl::Error>(&e.msg)) {
+      if (err->step != 0) return std::nullopt;  // a step failure, reported on the data path
+      return Result<ControlMessage>(
+          Status(code_from_name(err->code), "stage " + std::to_string(i) + ": " + err->message));
+    }
+    if (control_type(e.msg) == type) return Result<ControlMessage>(std::move(e.msg));
+    return std::nullopt;
+  };
+  for (auto it = backlog_.begin(); it != backlog_.end(); ++it) {
+    if (auto r = match(*it)) {
+      backlog_.erase(it);
+      return std::move(*r);
+    }
+  }
   for (;;) {
     auto e = next_event(d);
     if (!e) return timeout_error("stage " + std::to_string(i) + " sent no " + std::string(type) + " in time");
@@ -185,25 +205,23 @@ Result<ControlMessage> Orchestrator::await(uint32_t i, std::string_view type, De
       results_.push_back(std::move(*e));
       continue;
     }
-    if (e->stage != i || e->epoch != stages_[i].epoch) continue;
-    if (e->kind == Event::Kind::kControlDown) {
-      return unavailable("stage " + std::to_string(i) + " is down: " + e->status.to_string());
+    if (auto r = match(*e)) return std::move(*r);
+    if (e->kind == Event::Kind::kControl && e->stage != i && e->epoch == stages_[e->stage].epoch) {
+      backlog_.push_back(std::move(*e));
     }
-    if (auto* err = std::get_if<ctl::Error>(&e->msg)) {
-      if (err->step != 0) continue;  // a step failure, reported on the data path
-      return Status(code_from_name(err->code), "stage " + std::to_string(i) + ": " + err->message);
-    }
-    if (control_type(e->msg) == type) return std::move(e->msg);
   }
 }
 
 Status Orchestrator::broadcast_and_await(const ControlMessage& m, std::string_view reply, Deadline d) {
+  backlog_.clear();  // replies nobody waits for any more
   Status first;
   std::vector<uint32_t> sent;
   for (uint32_t i = 0; i < stages_.size(); ++i) {
     Status st = send_control(i, m);
-    if (st.is_ok()) sent.push_back(i);
-    else if (first.is_ok()) first = st;
+    if (st.is_ok())
+      sent.push_back(i);
+    else if (first.is_ok())
+      first = st;
   }
   for (uint32_t i : sent) {
     auto r = await(i, reply, d);
@@ -245,7 +263,8 @@ Status Orchestrator::open_return() {
     for (;;) {
       Event e{Event::Kind::kResult, last, epoch, ctl::Shutdown{}, {}, {}};
       Status st = recv_step(*link, e.step, Deadline::never(), max_seq, hidden);
-      if (st.is_ok() && e.step.kind == StepMessage::Kind::kClosed) st = unavailable("the last stage closed the return link");
+      if (st.is_ok() && e.step.kind == StepMessage::Kind::kClosed)
+        st = unavailable("the last stage closed the return link");
       if (!st.is_ok()) {
         link->abort();
         push(Event{Event::Kind::kReturnDown, last, epoch, ctl::Shutdown{}, st, {}});
@@ -293,12 +312,15 @@ Status Orchestrator::recover() {
 }
 
 Status Orchestrator::health_check() {
+  backlog_.clear();
   const uint64_t nonce = next_nonce_++;
   std::string bad;
   std::vector<uint32_t> sent;
   for (uint32_t i = 0; i < stages_.size(); ++i) {
-    if (send_control(i, ctl::Ping{nonce}).is_ok()) sent.push_back(i);
-    else bad += " stage " + std::to_string(i) + " (down)";
+    if (send_control(i, ctl::Ping{nonce}).is_ok())
+      sent.push_back(i);
+    else
+      bad += " stage " + std::to_string(i) + " (down)";
   }
   Deadline d = Deadline::after(opt_.op_timeout);
   for (uint32_t i : sent) {
@@ -340,7 +362,8 @@ Result<net::Tensor> Orchestrator::raw_step(const StepHeader& header, const net::
     } else {
       e = next_event(d);
     }
-    if (!e) return timeout_error("no result for step " + std::to_string(h.step) + " within " + ms_text(opt_.step_timeout));
+    if (!e)
+      return timeout_error("no result for step " + std::to_string(h.step) + " within " + ms_text(opt_.step_timeout));
     note(*e);
     if (e->kind == Event::Kind::kReturnDown && e->epoch == return_epoch_) {
       return unavailable("return link lost: " + e->status.to_string());
@@ -382,8 +405,9 @@ std::vector<Generation> Orchestrator::generate(const std::vector<GenerateRequest
       continue;
     }
     if (q.prompt.size() + q.max_new_tokens > manifest_.activation.max_seq_len) {
-      out[r].status = invalid_argument("request " + std::to_string(r) + ": prompt + max_new_tokens exceeds max_seq_len " +
-                                       std::to_string(manifest_.activation.max_seq_len));
+      out[r].status =
+          invalid_argument("request " + std::to_string(r) + ": prompt + max_new_tokens exceeds max_seq_len " +
+                           std::to_string(manifest_.activation.max_seq_len));
       continue;
     }
     if (q.max_new_tokens == 0) continue;
@@ -412,7 +436,7 @@ std::vector<Generation> Orchestrator::generate(const std::vector<GenerateRequest
   for (uint64_t id : ids) batcher.add(id);
   struct InFlight {
     std::vector<uint64_t> group;
-    Deadline deadline;
+    Deadline deadline = Deadline::never();
   };
   std::map<uint64_t, InFlight> inflight;
   std::vector<uint32_t> tokens;
@@ -460,7 +484,7 @@ std::vector<Generation> Orchestrator::generate(const std::vector<GenerateRequest
         batcher.complete(group);
         continue;
       }
-      inflight[h.step] = InFlight{std::move(group), Deadline::after(opt_.step_timeout)};
+      inflight.emplace(h.step, InFlight{std::move(group), Deadline::after(opt_.step_timeout)});
     }
     if (inflight.empty()) break;
     // Wait for the next event, at most until the earliest step deadline.

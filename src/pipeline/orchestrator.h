@@ -128,7 +128,7 @@ class Orchestrator {
   std::string data_ep(uint32_t i) const;
   PeerExpectation expect_stage(uint32_t i) const;
   Result<std::unique_ptr<Link>> connect_retry(const std::string& ep, const PeerExpectation& e);
-  Status admit(uint32_t i);  // control + init
+  Status admit(uint32_t i);      // control + init
   Status link_from(uint32_t i);  // Link stage i → i+1
   Status open_first();           // data link to stage 0
   Status open_return();          // return link from the last stage
@@ -156,7 +156,9 @@ class Orchestrator {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Event> events_;
-  std::deque<Event> results_;  // results and return-link failures seen while awaiting control replies
+  std::deque<Event> results_;
+  std::deque<Event> backlog_;  // control replies of other stages seen during an await  // results and return-link
+                               // failures seen while awaiting control replies
   uint64_t stale_results_ = 0;
   std::map<uint32_t, Status> down_reason_;
 };

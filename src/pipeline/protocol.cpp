@@ -2,9 +2,8 @@
 
 #include <charconv>
 #include <cmath>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "pipeline/json_util.h"
 
@@ -57,8 +56,8 @@ Result<std::vector<uint64_t>> parse_ids(const json& j, const std::string& path, 
 }  // namespace
 
 std::string_view control_type(const ControlMessage& m) {
-  static constexpr std::string_view kNames[] = {"init", "link",  "start", "abort", "ping", "shutdown",
-                                                "ready", "linked", "started", "pong", "error", "bye"};
+  static constexpr std::string_view kNames[] = {"init",  "link",   "start",   "abort", "ping",  "shutdown",
+                                                "ready", "linked", "started", "pong",  "error", "bye"};
   return kNames[m.index()];
 }
 
@@ -201,8 +200,9 @@ Result<ControlMessage> decode_control(ByteSpan bytes, size_t max_bytes) {
     return ControlMessage(m);
   }
   if (type == "pong") {
-    CML_RETURN_IF_ERROR(only_keys(j, p, {"v", "type", "nonce", "stage", "steps", "compute_us", "live_sequences", "in_frames",
-                                     "in_bytes", "out_frames", "out_bytes"}));
+    CML_RETURN_IF_ERROR(only_keys(j, p,
+                                  {"v", "type", "nonce", "stage", "steps", "compute_us", "live_sequences", "in_frames",
+                                   "in_bytes", "out_frames", "out_bytes"}));
     ctl::Pong m;
     CML_ASSIGN_OR_RETURN(m.nonce, get_uint(j, p, "nonce"));
     CML_ASSIGN_OR_RETURN(m.stage, u32("stage"));

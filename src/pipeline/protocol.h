@@ -26,6 +26,8 @@ namespace cml::pipeline {
 
 constexpr uint32_t kControlVersion = 1;
 constexpr size_t kDefaultMaxControlBytes = 64 * 1024;
+// First message of a return connection (orchestrator → the last stage's control endpoint).
+constexpr std::string_view kReturnHello = "RETURN";
 
 struct Sampling {
   float temperature = 0;  // 0 = greedy
@@ -42,7 +44,7 @@ struct Init {
   uint64_t session = 0;  // orchestrator session id, echoed in Ready
 };
 struct Link {
-  std::string downstream;  // endpoint the stage connects its data-out link to
+  std::string downstream;                   // endpoint the stage connects its data-out link to
   bool downstream_is_orchestrator = false;  // verify it as the orchestrator, else as stage+1
 };
 struct SeqStart {
@@ -75,8 +77,8 @@ struct Started {  // reply to Start and Abort: the stage's sequence state is upd
 struct Pong {
   uint64_t nonce = 0;
   uint32_t stage = 0;
-  uint64_t steps = 0;          // forward passes executed
-  uint64_t compute_us = 0;     // time spent in the executor
+  uint64_t steps = 0;       // forward passes executed
+  uint64_t compute_us = 0;  // time spent in the executor
   uint32_t live_sequences = 0;
   uint64_t in_frames = 0, in_bytes = 0;    // data-in link counters
   uint64_t out_frames = 0, out_bytes = 0;  // data-out link counters
@@ -92,8 +94,8 @@ struct Bye {
 };
 }  // namespace ctl
 
-using ControlMessage = std::variant<ctl::Init, ctl::Link, ctl::Start, ctl::Abort, ctl::Ping, ctl::Shutdown,
-                                    ctl::Ready, ctl::Linked, ctl::Started, ctl::Pong, ctl::Error, ctl::Bye>;
+using ControlMessage = std::variant<ctl::Init, ctl::Link, ctl::Start, ctl::Abort, ctl::Ping, ctl::Shutdown, ctl::Ready,
+                                    ctl::Linked, ctl::Started, ctl::Pong, ctl::Error, ctl::Bye>;
 std::string_view control_type(const ControlMessage& m);
 
 Bytes encode_control(const ControlMessage& m);

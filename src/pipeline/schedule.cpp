@@ -7,12 +7,18 @@ namespace cml::pipeline {
 
 std::string_view op_name(Op op) {
   switch (op) {
-    case Op::kRecvActivation: return "recv_act";
-    case Op::kForward: return "forward";
-    case Op::kSendActivation: return "send_act";
-    case Op::kRecvGrad: return "recv_grad";
-    case Op::kBackward: return "backward";
-    case Op::kSendGrad: return "send_grad";
+    case Op::kRecvActivation:
+      return "recv_act";
+    case Op::kForward:
+      return "forward";
+    case Op::kSendActivation:
+      return "send_act";
+    case Op::kRecvGrad:
+      return "recv_grad";
+    case Op::kBackward:
+      return "backward";
+    case Op::kSendGrad:
+      return "send_grad";
   }
   return "?";
 }
@@ -72,8 +78,9 @@ Result<SimulationReport> simulate(const Schedule& sch) {
   for (uint32_t s = 0; s < p; ++s) {
     std::map<std::pair<Op, uint32_t>, int> count;
     for (const Instr& in : sch.per_stage[s]) {
-      if (in.micro_batch >= m) return protocol_error("stage " + std::to_string(s) + ": micro-batch " +
-                                                     std::to_string(in.micro_batch) + " out of range");
+      if (in.micro_batch >= m)
+        return protocol_error("stage " + std::to_string(s) + ": micro-batch " + std::to_string(in.micro_batch) +
+                              " out of range");
       count[{in.op, in.micro_batch}]++;
     }
     for (uint32_t mb = 0; mb < m; ++mb) {
@@ -111,14 +118,24 @@ Result<SimulationReport> simulate(const Schedule& sch) {
       const Instr in = sch.per_stage[s][pc[s]];
       bool ready = false;
       switch (in.op) {
-        case Op::kRecvActivation: ready = has(s - 1, Op::kSendActivation, in.micro_batch); break;
-        case Op::kForward: ready = s == 0 || has(s, Op::kRecvActivation, in.micro_batch); break;
-        case Op::kSendActivation: ready = has(s, Op::kForward, in.micro_batch); break;
-        case Op::kRecvGrad: ready = has(s + 1, Op::kSendGrad, in.micro_batch); break;
+        case Op::kRecvActivation:
+          ready = has(s - 1, Op::kSendActivation, in.micro_batch);
+          break;
+        case Op::kForward:
+          ready = s == 0 || has(s, Op::kRecvActivation, in.micro_batch);
+          break;
+        case Op::kSendActivation:
+          ready = has(s, Op::kForward, in.micro_batch);
+          break;
+        case Op::kRecvGrad:
+          ready = has(s + 1, Op::kSendGrad, in.micro_batch);
+          break;
         case Op::kBackward:
           ready = has(s, Op::kForward, in.micro_batch) && (s + 1 == p || has(s, Op::kRecvGrad, in.micro_batch));
           break;
-        case Op::kSendGrad: ready = has(s, Op::kBackward, in.micro_batch); break;
+        case Op::kSendGrad:
+          ready = has(s, Op::kBackward, in.micro_batch);
+          break;
       }
       if (!ready) {
         // Only receives wait on another stage; any other blocked instruction comes before a prerequisite
@@ -138,8 +155,8 @@ Result<SimulationReport> simulate(const Schedule& sch) {
       ++pc[s];
       progressed = true;
       if (in.op == Op::kForward || in.op == Op::kBackward) ++compute;
-      if (sch.has_backward && in.op == Op::kForward) rep.peak_live_activations[s] =
-          std::max(rep.peak_live_activations[s], ++live[s]);
+      if (sch.has_backward && in.op == Op::kForward)
+        rep.peak_live_activations[s] = std::max(rep.peak_live_activations[s], ++live[s]);
       if (in.op == Op::kBackward) --live[s];
     }
     if (!progressed) {

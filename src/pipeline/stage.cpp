@@ -1,8 +1,8 @@
 #include "pipeline/stage.h"
 
-#include <chrono>
-
 #include <spdlog/spdlog.h>
+
+#include <chrono>
 
 namespace cml::pipeline {
 
@@ -17,14 +17,16 @@ uint64_t micros_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
-StageRuntime::StageRuntime(Manifest manifest, uint32_t index, std::unique_ptr<StageExecutor> executor,
-                           Network& network, StageOptions options)
+StageRuntime::StageRuntime(Manifest manifest, uint32_t index, std::unique_ptr<StageExecutor> executor, Network& network,
+                           StageOptions options)
     : manifest_(std::move(manifest)), index_(index), exec_(std::move(executor)), net_(network), opt_(options) {
   CML_CHECK(index_ < manifest_.stages.size());
   digest_ = manifest_digest(manifest_);
 }
 
-StageRuntime::~StageRuntime() { stop(); }
+StageRuntime::~StageRuntime() {
+  stop();
+}
 
 PeerExpectation StageRuntime::orchestrator_expectation() const {
   PeerExpectation e{"orchestrator", std::nullopt};
@@ -50,8 +52,12 @@ Status StageRuntime::start(const std::string& control_override, const std::strin
   return ok_status();
 }
 
-std::string StageRuntime::control_endpoint() const { return control_listener_->local_endpoint(); }
-std::string StageRuntime::data_endpoint() const { return data_listener_->local_endpoint(); }
+std::string StageRuntime::control_endpoint() const {
+  return control_listener_->local_endpoint();
+}
+std::string StageRuntime::data_endpoint() const {
+  return data_listener_->local_endpoint();
+}
 
 void StageRuntime::stop() {
   if (stopping_.exchange(true)) return;
@@ -151,9 +157,8 @@ void StageRuntime::control_accept_loop() {
       ready_ = false;
       control_ = link;
     }
-    control_thread_ = std::thread([this, link, data = std::move(first.data)]() mutable {
-      control_session(link, std::move(data));
-    });
+    control_thread_ =
+        std::thread([this, link, data = std::move(first.data)]() mutable { control_session(link, std::move(data)); });
   }
 }
 
@@ -377,8 +382,8 @@ void StageRuntime::handle_step(StepMessage& msg, Link&) {
             st = invalid_argument("sequence " + std::to_string(h.seqs[i].seq) + " was not started");
             break;
           }
-          sampled.push_back(sample_token(std::span<const float>(&out.data[i * out.width], out.width),
-                                         it->second.first, it->second.second));
+          sampled.push_back(sample_token(std::span<const float>(&out.data[i * out.width], out.width), it->second.first,
+                                         it->second.second));
         }
       }
     }
@@ -389,8 +394,10 @@ void StageRuntime::handle_step(StepMessage& msg, Link&) {
     std::lock_guard lk(mu_);
     dout = data_out_;
     stats_.compute_us += us;
-    if (st.is_ok()) ++stats_.steps;
-    else ++stats_.failed_steps;
+    if (st.is_ok())
+      ++stats_.steps;
+    else
+      ++stats_.failed_steps;
   }
   if (st.is_ok() && !dout) st = unavailable("stage " + std::to_string(index_) + " has no downstream link");
   if (st.is_ok()) {

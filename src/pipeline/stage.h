@@ -46,9 +46,6 @@ struct StageStats {
   LinkCounters data_in, data_out;
 };
 
-// First message of a return connection (orchestrator → last stage's control endpoint).
-constexpr std::string_view kReturnHello = "RETURN";
-
 class StageRuntime {
  public:
   StageRuntime(Manifest manifest, uint32_t index, std::unique_ptr<StageExecutor> executor, Network& network,
@@ -94,9 +91,9 @@ class StageRuntime {
 
   mutable std::mutex mu_;  // guards the fields below
   std::condition_variable cv_;
-  std::shared_ptr<Link> control_;      // current control session
-  std::shared_ptr<Link> data_in_;      // being served
-  std::shared_ptr<Link> pending_in_;   // accepted, not yet served
+  std::shared_ptr<Link> control_;     // current control session
+  std::shared_ptr<Link> data_in_;     // being served
+  std::shared_ptr<Link> pending_in_;  // accepted, not yet served
   std::shared_ptr<Link> data_out_;
   bool ready_ = false;
   bool shutdown_requested_ = false;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "model/sampler.h"
 #include "pipeline/protocol.h"
 
 namespace cml::pipeline {
@@ -49,8 +50,7 @@ class StageExecutor {
   virtual Status forward(const StepHeader& step, const StepInput& in, StepOutput& out) = 0;
 };
 
-// Samples one token from a logits row (temperature 0: argmax, lowest index on ties; otherwise softmax
-// at that temperature over the top_k logits, drawn with the sequence's own generator state).
-uint32_t sample_token(std::span<const float> logits, const Sampling& s, uint64_t& rng_state);
+// The model runtime's sampler for a sequence's sampling settings.
+Result<model::Sampler> make_sampler(const Sampling& s);
 
 }  // namespace cml::pipeline

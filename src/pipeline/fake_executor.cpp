@@ -170,31 +170,13 @@ Status IdentityExecutor::forward(const StepHeader& step, const StepInput& in, St
   return ok_status();
 }
 
-uint32_t sample_token(std::span<const float> logits, const Sampling& s, uint64_t& rng_state) {
-  CML_CHECK(!logits.empty());
-  if (s.temperature <= 0) {
-    return static_cast<uint32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-  }
-  std::vector<uint32_t> idx(logits.size());
-  for (uint32_t i = 0; i < idx.size(); ++i) idx[i] = i;
-  size_t k = (s.top_k == 0 || s.top_k > idx.size()) ? idx.size() : s.top_k;
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
-                    [&](uint32_t a, uint32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
-  const float mx = logits[idx[0]];
-  std::vector<double> p(k);
-  double sum = 0;
-  for (size_t i = 0; i < k; ++i) sum += p[i] = std::exp(double(logits[idx[i]] - mx) / s.temperature);
-  // splitmix64 step: the sequence's generator state lives with the sequence.
-  rng_state += 0x9E3779B97F4A7C15ull;
-  uint64_t z = rng_state;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  double u = double(z >> 11) * (1.0 / 9007199254740992.0) * sum;
-  for (size_t i = 0; i < k; ++i) {
-    if ((u -= p[i]) < 0) return idx[i];
-  }
-  return idx[k - 1];
+Result<model::Sampler> make_sampler(const Sampling& s) {
+  model::SamplerOptions o;
+  o.temperature = s.temperature;
+  o.top_k = static_cast<int>(s.top_k);
+  o.top_p = s.top_p;
+  o.seed = s.seed;
+  return model::Sampler::create(o);
 }
 
 }  // namespace cml::pipeline

@@ -23,17 +23,22 @@ constexpr uint64_t kMaxId = (1ull << 53);  // JSON-safe integers
 constexpr size_t kMaxCtlSeqs = kMaxStepSequences;
 
 json sampling_json(const Sampling& s) {
-  return {{"temperature", s.temperature}, {"top_k", s.top_k}, {"seed", s.seed}};
+  return {{"temperature", s.temperature}, {"top_k", s.top_k}, {"top_p", s.top_p}, {"seed", s.seed}};
 }
 
 Result<Sampling> parse_sampling(const json& j, const std::string& path) {
-  CML_RETURN_IF_ERROR(only_keys(j, path, {"temperature", "top_k", "seed"}));
+  CML_RETURN_IF_ERROR(only_keys(j, path, {"temperature", "top_k", "top_p", "seed"}));
   Sampling s;
   auto it = j.find("temperature");
   if (it == j.end() || !it->is_number()) return invalid_argument(path + ".temperature: expected a number");
   double t = it->get<double>();
   if (!std::isfinite(t) || t < 0 || t > 100) return invalid_argument(path + ".temperature: must be in [0, 100]");
   s.temperature = static_cast<float>(t);
+  auto tp = j.find("top_p");
+  if (tp == j.end() || !tp->is_number()) return invalid_argument(path + ".top_p: expected a number");
+  double pv = tp->get<double>();
+  if (!std::isfinite(pv) || pv <= 0 || pv > 1) return invalid_argument(path + ".top_p: must be in (0, 1]");
+  s.top_p = static_cast<float>(pv);
   CML_ASSIGN_OR_RETURN(uint64_t k, get_uint(j, path, "top_k", 1u << 24));
   s.top_k = static_cast<uint32_t>(k);
   CML_ASSIGN_OR_RETURN(s.seed, get_uint(j, path, "seed"));

@@ -32,6 +32,7 @@ constexpr std::string_view kReturnHello = "RETURN";
 struct Sampling {
   float temperature = 0;  // 0 = greedy
   uint32_t top_k = 0;     // 0 = all
+  float top_p = 1;        // 1 = no limit
   uint64_t seed = 0;
   bool operator==(const Sampling&) const = default;
 };

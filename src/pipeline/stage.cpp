@@ -234,9 +234,10 @@ Status StageRuntime::handle_control(const ControlMessage& m, bool& quit) {
             {
               std::lock_guard lk(exec_mu_);
               for (const auto& s : x.seqs) {
+                CML_ASSIGN_OR_RETURN(auto sampler, make_sampler(s.sampling));
                 CML_RETURN_IF_ERROR(exec_->start_sequence(s.seq));
                 std::lock_guard lk2(mu_);
-                samplers_[s.seq] = {s.sampling, s.sampling.seed};
+                samplers_.insert_or_assign(s.seq, std::move(sampler));
               }
             }
             return send_control(ctl::Started{index_});
@@ -382,8 +383,8 @@ void StageRuntime::handle_step(StepMessage& msg, Link&) {
             st = invalid_argument("sequence " + std::to_string(h.seqs[i].seq) + " was not started");
             break;
           }
-          sampled.push_back(sample_token(std::span<const float>(&out.data[i * out.width], out.width), it->second.first,
-                                         it->second.second));
+          sampled.push_back(
+              static_cast<uint32_t>(it->second.sample(std::span<const float>(&out.data[i * out.width], out.width))));
         }
       }
     }

@@ -97,7 +97,7 @@ class StageRuntime {
   std::shared_ptr<Link> data_out_;
   bool ready_ = false;
   bool shutdown_requested_ = false;
-  std::map<uint64_t, std::pair<Sampling, uint64_t>> samplers_;  // last stage: seq → (sampling, rng state)
+  std::map<uint64_t, model::Sampler> samplers_;  // seq → its sampler (used on the last stage)
   StageStats stats_;
 
   std::mutex send_mu_;  // serialises sends on control_ and data_out_

@@ -121,7 +121,7 @@ inline std::vector<uint32_t> reference_generation(const FakeModelConfig& c, cons
   FakeModelExecutor ex(c, 0, c.layers);
   CML_CHECK(ex.start_sequence(1).is_ok());
   std::vector<uint32_t> out;
-  uint64_t rng = q.sampling.seed;
+  auto sampler = make_sampler(q.sampling).value();
   StepHeader h{1, {{1, 0, static_cast<uint32_t>(q.prompt.size())}}};
   std::vector<uint32_t> toks = q.prompt;
   for (uint32_t k = 0; k < q.max_new_tokens; ++k) {
@@ -129,7 +129,7 @@ inline std::vector<uint32_t> reference_generation(const FakeModelConfig& c, cons
     StepInput in;
     in.tokens = toks;
     CML_CHECK(ex.forward(h, in, o).is_ok());
-    uint32_t t = sample_token(o.data, q.sampling, rng);
+    uint32_t t = static_cast<uint32_t>(sampler.sample(o.data));
     out.push_back(t);
     if (q.stop_token && t == *q.stop_token) break;
     h.seqs[0].pos += h.seqs[0].len;

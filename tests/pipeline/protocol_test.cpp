@@ -20,9 +20,9 @@ TEST(ControlProtocol, RoundTripsEveryMessage) {
   auto link = std::get<ctl::Link>(round_trip(ctl::Link{"tcp://10.0.0.1:5", true}));
   EXPECT_EQ(link.downstream, "tcp://10.0.0.1:5");
   EXPECT_TRUE(link.downstream_is_orchestrator);
-  auto start = std::get<ctl::Start>(round_trip(ctl::Start{{{5, Sampling{0.5f, 40, 9}}, {6, Sampling{}}}}));
+  auto start = std::get<ctl::Start>(round_trip(ctl::Start{{{5, Sampling{0.5f, 40, 0.9f, 9}}, {6, Sampling{}}}}));
   ASSERT_EQ(start.seqs.size(), 2u);
-  EXPECT_EQ(start.seqs[0].sampling, (Sampling{0.5f, 40, 9}));
+  EXPECT_EQ(start.seqs[0].sampling, (Sampling{0.5f, 40, 0.9f, 9}));
   auto ab = std::get<ctl::Abort>(round_trip(ctl::Abort{{1, 2, 3}, "done"}));
   EXPECT_EQ(ab.seqs.size(), 3u);
   EXPECT_EQ(std::get<ctl::Ping>(round_trip(ctl::Ping{42})).nonce, 42u);
@@ -55,11 +55,13 @@ TEST(ControlProtocol, RefusesMalformedMessages) {
   EXPECT_EQ(decode_text(R"({"v":1,"type":"ping","nonce":1,"x":0})").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(decode_text(R"({"v":1,"type":"ping","nonce":"1"})").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(decode_text(R"({"v":1,"type":"start","seqs":[{"seq":1}]})").code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(decode_text(R"({"v":1,"type":"start","seqs":[{"seq":1,"sampling":{"temperature":-1,"top_k":0,"seed":0}}]})")
-                .code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      decode_text(
+          R"({"v":1,"type":"start","seqs":[{"seq":1,"sampling":{"temperature":-1,"top_k":0,"top_p":1,"seed":0}}]})")
+          .code(),
+      StatusCode::kInvalidArgument);
   auto dup = decode_text(
-      R"({"v":1,"type":"start","seqs":[{"seq":1,"sampling":{"temperature":0,"top_k":0,"seed":0}},{"seq":1,"sampling":{"temperature":0,"top_k":0,"seed":0}}]})");
+      R"({"v":1,"type":"start","seqs":[{"seq":1,"sampling":{"temperature":0,"top_k":0,"top_p":1,"seed":0}},{"seq":1,"sampling":{"temperature":0,"top_k":0,"top_p":1,"seed":0}}]})");
   EXPECT_NE(dup.message().find("duplicate"), std::string::npos);
   std::string deep = std::string(1000, '[') + std::string(1000, ']');
   EXPECT_EQ(decode_text(deep).code(), StatusCode::kInvalidArgument);

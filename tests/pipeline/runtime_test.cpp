@@ -60,7 +60,7 @@ TEST(Pipeline, EightConcurrentSequencesEqualTheirSingleResults) {
   std::vector<GenerateRequest> qs;
   for (uint32_t i = 0; i < 8; ++i) {
     Sampling s;
-    if (i % 2) s = Sampling{0.8f, 10, 100 + i};  // seeded sampling on half of them
+    if (i % 2) s = Sampling{0.8f, 10, 1.0f, 100 + i};  // seeded sampling on half of them
     qs.push_back(req({i + 1, 2 * i + 3, 5}, 6 + i, s));
   }
   auto together = p.orch->generate(qs);

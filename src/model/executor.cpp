@@ -41,6 +41,23 @@ Result<std::unique_ptr<Executor>> Executor::create(std::shared_ptr<const WeightF
   return ex;
 }
 
+Result<std::unique_ptr<Executor>> Executor::open(const std::string& path, LayerRange range,
+                                                 const ExecutorOptions& options) {
+  CML_ASSIGN_OR_RETURN(std::unique_ptr<WeightFile> file, open_weight_file(path));
+  ExecutorOptions o = options;
+  if (file->format() == "safetensors") {
+    const size_t slash = path.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+    CML_ASSIGN_OR_RETURN(ConfigOverrides hf, read_hf_config_json(dir + "/config.json"));
+    if (!o.overrides.n_heads) o.overrides.n_heads = hf.n_heads;
+    if (!o.overrides.n_kv_heads) o.overrides.n_kv_heads = hf.n_kv_heads;
+    if (!o.overrides.norm_eps) o.overrides.norm_eps = hf.norm_eps;
+  }
+  auto r = create(std::shared_ptr<const WeightFile>(std::move(file)), range, o);
+  if (!r.is_ok()) return r.status().with_context(path);
+  return r;
+}
+
 int64_t Executor::output_width() const {
   return returns_logits() ? config().vocab : config().dim;
 }

@@ -8,6 +8,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -272,6 +273,17 @@ void blas_range(const WeightView& w, const float* x, int64_t ldx, int64_t rows, 
 }
 
 }  // namespace
+
+std::string blas_core() {
+  const char* c = openblas_get_corename();
+  return c ? c : "";
+}
+
+bool blas_core_is_fallback() {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return false;
+  const std::string core = blas_core();
+  return cpu_features().avx512 && (core == "Prescott" || core == "Core2" || core == "Nehalem" || core == "generic");
+}
 
 const char* linear_isa() {
 #if defined(__x86_64__)

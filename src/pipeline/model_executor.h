@@ -16,6 +16,12 @@
 
 namespace cml::pipeline {
 
+// A model by path (GGUF, safetensors, llama2.c), or a deterministic random-weight model built in memory:
+// "synthetic:gpt2-124m" (GPT-2 124M shape), "synthetic:llama-tiny" (6 layers, dim 64, vocab 512).
+// Synthetic models have no tokenizer.
+Result<std::shared_ptr<const model::WeightFile>> open_model_source(const std::string& spec);
+bool is_synthetic_source(const std::string& spec);
+
 // SHA-256 (hex) of every named tensor's raw bytes in the file.
 Result<std::map<std::string, std::string>> tensor_digests(const model::WeightFile& file,
                                                           const std::vector<std::string>& names);

@@ -39,19 +39,19 @@ Status recv_step(Link& link, StepMessage& out, Deadline deadline, uint32_t max_s
       out.err_reason = std::string(reason.substr(0, 1024));
       return ok_status();
     }
-    return protocol_error("data link: expected a step tensor or ERR, got a data message");
+    return invalid_argument("data link: expected a step tensor or ERR, got a data message");
   }
   if (m.tensor.name != "step" || m.tensor.dtype != tensor::DType::kI64 || m.tensor.shape.size() != 1) {
-    return protocol_error("data link: expected the I64 \"step\" tensor first");
+    return invalid_argument("data link: expected the I64 \"step\" tensor first");
   }
   std::vector<int64_t> hv(m.tensor.shape[0]);
-  if (m.tensor.data.size() != hv.size() * sizeof(int64_t)) return protocol_error("data link: step tensor size");
+  if (m.tensor.data.size() != hv.size() * sizeof(int64_t)) return invalid_argument("data link: step tensor size");
   std::memcpy(hv.data(), m.tensor.data.data(), m.tensor.data.size());
   auto h = decode_step_header(hv, max_seq_len);
-  if (!h) return protocol_error("data link: " + h.status().message());
+  if (!h) return invalid_argument("data link: " + h.status().message());
   out.header = std::move(*h);
   CML_RETURN_IF_ERROR(link.recv(m, deadline));
-  if (m.kind != net::Message::Kind::kTensor) return protocol_error("data link: expected the payload tensor");
+  if (m.kind != net::Message::Kind::kTensor) return invalid_argument("data link: expected the payload tensor");
   const uint64_t T = out.header.total_tokens(), n = out.header.seqs.size();
   const auto& t = m.tensor;
   bool ok = false;
@@ -61,11 +61,12 @@ Status recv_step(Link& link, StepMessage& out, Deadline deadline, uint32_t max_s
     ok = t.dtype == tensor::DType::kU32 && t.shape.size() == 1 && t.shape[0] == n;
   else if (t.name == "hidden")
     ok = t.dtype == tensor::DType::kF32 && t.shape.size() == 2 && t.shape[0] == T && t.shape[1] == hidden_size;
-  if (!ok) return protocol_error("data link: payload tensor \"" + t.name.substr(0, 64) + "\" does not match the step");
+  if (!ok)
+    return invalid_argument("data link: payload tensor \"" + t.name.substr(0, 64) + "\" does not match the step");
   out.payload = std::move(m.tensor);
   CML_RETURN_IF_ERROR(link.recv(m, deadline));
   if (m.kind != net::Message::Kind::kData || as_string_view(m.data) != "END") {
-    return protocol_error("data link: expected END after the payload");
+    return invalid_argument("data link: expected END after the payload");
   }
   out.kind = StepMessage::Kind::kStep;
   return ok_status();

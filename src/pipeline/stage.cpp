@@ -65,6 +65,11 @@ void StageRuntime::stop() {
   if (data_listener_) data_listener_->close();
   {
     std::lock_guard lk(mu_);
+    // A clean end of the data-out stream, so the next stage sees a shutdown rather than a truncation.
+    if (data_out_) {
+      std::lock_guard slk(send_mu_);
+      data_out_->close(Deadline::after(std::chrono::milliseconds(200)));
+    }
     for (auto* l : {&control_, &data_in_, &pending_in_, &data_out_}) {
       if (*l) (*l)->abort();
     }
@@ -323,10 +328,12 @@ void StageRuntime::data_loop() {
     for (;;) {
       Status st = recv_step(*in, msg, Deadline::never(), max_seq, hidden);
       if (!st.is_ok()) {
-        if (st.code() == StatusCode::kProtocol) {
-          report_error(0, st);
-          in->abort();
+        if (st.code() == StatusCode::kInvalidArgument) {
+          report_error(0, st);  // the upstream peer sent something malformed
+        } else if (!stopping_) {
+          spdlog::info("stage {}: data-in link ended: {}", index_, st.to_string());
         }
+        in->abort();
         break;
       }
       if (msg.kind == StepMessage::Kind::kClosed) break;

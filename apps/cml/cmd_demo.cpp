@@ -49,35 +49,6 @@ std::optional<fs::path> find_testdata() {
   return std::nullopt;
 }
 
-Result<std::string> free_tcp_endpoint() {
-  CML_ASSIGN_OR_RETURN(auto ep, net::parse_endpoint("tcp://127.0.0.1:0"));
-  CML_ASSIGN_OR_RETURN(auto l, net::listen(ep));
-  std::string s = l->local_endpoint();
-  l->close();
-  return s;
-}
-
-struct Children {
-  std::vector<pid_t> pids;
-  ~Children() { reap(std::chrono::seconds(3)); }
-  void reap(std::chrono::milliseconds grace) {
-    auto until = std::chrono::steady_clock::now() + grace;
-    for (pid_t& pid : pids) {
-      if (pid <= 0) continue;
-      int status = 0;
-      while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (std::chrono::steady_clock::now() >= until) {
-          kill(pid, SIGKILL);
-          waitpid(pid, &status, 0);
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-      pid = -1;
-    }
-  }
-};
-
 int run_demo(const DemoFlags& f) {
   std::string source = f.model;
   std::string why;
@@ -128,28 +99,15 @@ int run_demo(const DemoFlags& f) {
     std::printf("%sstage %u: layers %u-%u", s.index ? ", " : "", s.index, s.layer_begin, s.layer_end - 1);
   std::printf(")\n\n");
 
-  Children kids;
-  const std::string self = fs::read_symlink("/proc/self/exe", ec).string();
+  StageProcesses kids;
   for (uint32_t i = 0; i < f.stages; ++i) {
-    std::vector<std::string> args = {
-        self,           "stage",          "--manifest", manifest_path, "--index", std::to_string(i),
-        "--mock-image", "cml-demo-stage", "--model",    source};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    // Each stage's log goes to a file beside the manifest (shown if the run fails).
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
+    std::vector<std::string> args = {"stage",        "--manifest",     manifest_path, "--index", std::to_string(i),
+                                     "--mock-image", "cml-demo-stage", "--model",     source};
     const std::string log = (dir / ("stage-" + std::to_string(i) + ".log")).string();
-    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = -1;
-    int rc = posix_spawn(&pid, self.c_str(), &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-      std::fprintf(stderr, "cml demo: cannot start stage %u\n", i);
+    if (Status st = kids.spawn(args, log); !st.is_ok()) {
+      std::fprintf(stderr, "cml demo: stage %u: %s\n", i, st.to_string().c_str());
       return 1;
     }
-    kids.pids.push_back(pid);
   }
   RunFlags rf;
   rf.prompt = f.prompt;

@@ -1,14 +1,69 @@
 // Helpers shared by the pipeline commands (see pipeline_cli.h).
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "apps/cml/pipeline_cli.h"
 #include "attest/mock.h"
 #include "model/weights.h"
+#include "net/stream.h"
 #include "pipeline/model_executor.h"
 
+extern char** environ;
+
 namespace cml::app {
+
+Result<std::string> free_tcp_endpoint() {
+  CML_ASSIGN_OR_RETURN(auto ep, net::parse_endpoint("tcp://127.0.0.1:0"));
+  CML_ASSIGN_OR_RETURN(auto l, net::listen(ep));
+  std::string s = l->local_endpoint();
+  l->close();
+  return s;
+}
+
+Status StageProcesses::spawn(const std::vector<std::string>& args, const std::string& log) {
+  std::error_code ec;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec) return internal_error("cannot find this binary: " + ec.message());
+  std::vector<std::string> all = {self};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  if (!log.empty()) posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, self.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return internal_error("posix_spawn failed: " + std::to_string(rc));
+  pids.push_back(pid);
+  return ok_status();
+}
+
+void StageProcesses::reap(std::chrono::milliseconds grace) {
+  auto until = std::chrono::steady_clock::now() + grace;
+  for (int& pid : pids) {
+    if (pid <= 0) continue;
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() >= until) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    pid = -1;
+  }
+}
 
 Result<std::unique_ptr<attest::Provider>> stage_provider(const pipeline::StageAttestation& a,
                                                          const std::string& mock_image) {

@@ -1,6 +1,7 @@
 // Shared pieces of the pipeline commands (shard, stage, orchestrate, demo, bench pipeline).
 #pragma once
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -49,6 +50,20 @@ struct RunResult {
 // when `shutdown` is set. Prints errors to stderr.
 Result<RunResult> run_generation(const pipeline::Manifest& m, const std::string& model_source, const RunFlags& f,
                                  FILE* out, bool shutdown);
+// A free TCP port on the loopback, as tcp://127.0.0.1:PORT (bound and released; racy only against
+// other processes picking ports at the same moment).
+Result<std::string> free_tcp_endpoint();
+
+// Child `cml` processes (this binary), reaped on destruction.
+struct StageProcesses {
+  std::vector<int> pids;
+  ~StageProcesses() { reap(std::chrono::seconds(3)); }
+  // Starts `cml ARGS…` with stderr to `log` (or inherited when empty).
+  Status spawn(const std::vector<std::string>& args, const std::string& log = "");
+  // Waits up to `grace` for every child to exit, then kills the rest.
+  void reap(std::chrono::milliseconds grace);
+};
+
 // The table of figures after a run.
 void print_run_table(const pipeline::Manifest& m, const RunResult& r, FILE* out);
 

@@ -2,11 +2,12 @@
 // speed beside the memory-bandwidth bound measured in the same run, and peak memory beside weights + KV.
 #include <cblas.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "apps/cml/blas_env.h"
@@ -75,8 +76,7 @@ std::string run_variant(const BenchOptions& opts, tensor::DType dtype, nlohmann:
 
   // Prefill: fresh sequence per repetition, logits of the last token only (as generation needs).
   std::vector<int32_t> prompt(static_cast<size_t>(prompt_len));
-  for (size_t i = 0; i < prompt.size(); ++i)
-    prompt[i] = static_cast<int32_t>((i * 7919 + 13) % static_cast<size_t>(spec.vocab));
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 13) % static_cast<size_t>(spec.vocab));
   std::vector<float> logits;
   double prefill_best = 1e300;
   const int prefill_reps = opts.quick ? 1 : 3;
@@ -109,8 +109,7 @@ std::string run_variant(const BenchOptions& opts, tensor::DType dtype, nlohmann:
   mean /= static_cast<double>(times.size());
   const double median = times[times.size() / 2];
   const double bound_s = static_cast<double>(stream_bytes) / (membw * 1e9);
-  const size_t kv_bytes =
-      static_cast<size_t>(pos) * static_cast<size_t>(spec.n_layers) * 2 * static_cast<size_t>(spec.dim) * 4;
+  const size_t kv_bytes = static_cast<size_t>(pos) * static_cast<size_t>(spec.n_layers) * 2 * static_cast<size_t>(spec.dim) * 4;
   const size_t peak = proc_status_kb("VmHWM");
 
   out["prefill_tok_s"] = static_cast<double>(prompt_len) / prefill_best;
@@ -149,7 +148,8 @@ std::string bench_model(const BenchOptions& opts, nlohmann::json& out) {
   // Top-level figures are the F32 run's; the BF16 run is reported beside them.
   for (auto it = f32.begin(); it != f32.end(); ++it) out[it.key()] = it.value();
   out["bf16"] = bf16;
-  out["bf16_decode_over_f32"] = bf16["decode_ms_per_token"].get<double>() / f32["decode_ms_per_token"].get<double>();
+  out["bf16_decode_over_f32"] =
+      bf16["decode_ms_per_token"].get<double>() / f32["decode_ms_per_token"].get<double>();
   return {};
 }
 

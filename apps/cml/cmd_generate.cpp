@@ -1,6 +1,5 @@
 // cml generate: single-process text generation (the plain, non-confidential baseline).
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -126,7 +125,9 @@ const CommandRegistrar kGenerate("generate", [](CLI::App& root) {
   c->add_option("--top-k", f->top_k, "Sample among the k most likely tokens (0 = all)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 24));
-  c->add_option("--top-p", f->top_p, "Nucleus sampling mass (1 = off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  c->add_option("--top-p", f->top_p, "Nucleus sampling mass (1 = off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   auto* seed = c->add_option("--seed", f->seed, "Random seed (default: from the system)");
   c->add_option("--threads", f->threads, "Compute threads")->capture_default_str()->check(CLI::Range(1, 256));
   c->add_option("--tokenizer", f->tokenizer,

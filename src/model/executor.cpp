@@ -156,23 +156,14 @@ Status Executor::forward(std::span<const StepInput> steps, std::vector<float>& o
 
 Status Executor::forward(SeqId seq, int64_t start_pos, std::span<const int32_t> tokens, std::vector<float>& out,
                          bool last_only) {
-  StepInput s;
-  s.seq = seq;
-  s.start_pos = start_pos;
-  s.tokens = tokens;
-  s.n_tokens = static_cast<int64_t>(tokens.size());
-  s.last_only = last_only;
+  StepInput s{seq, start_pos, tokens, {}, static_cast<int64_t>(tokens.size()), last_only};
   return forward(std::span<const StepInput>(&s, 1), out);
 }
 
 Status Executor::forward_hidden(SeqId seq, int64_t start_pos, std::span<const float> hidden, std::vector<float>& out,
                                 bool last_only) {
-  StepInput s;
-  s.seq = seq;
-  s.start_pos = start_pos;
-  s.hidden = hidden;
-  s.n_tokens = config().dim > 0 ? static_cast<int64_t>(hidden.size()) / config().dim : 0;
-  s.last_only = last_only;
+  const int64_t n = config().dim > 0 ? static_cast<int64_t>(hidden.size()) / config().dim : 0;
+  StepInput s{seq, start_pos, {}, hidden, n, last_only};
   return forward(std::span<const StepInput>(&s, 1), out);
 }
 

@@ -3,6 +3,13 @@
 #include <algorithm>
 #include <cmath>
 
+#include "base/status.h"
+#include "tensor/half.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace cml::tensor {
 
 void rmsnorm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) {
@@ -75,23 +82,28 @@ void add_inplace(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
-RopeTable::RopeTable(int64_t max_positions, int64_t rot_dim, float theta)
-    : max_positions_(max_positions), rot_dim_(rot_dim) {
-  const int64_t half = rot_dim / 2;
-  cos_.resize(static_cast<size_t>(max_positions * half));
+RopeTable::RopeTable(int64_t rot_dim, float theta) : rot_dim_(rot_dim), theta_(theta) {}
+
+void RopeTable::reserve(int64_t positions) {
+  if (positions <= rows_) return;
+  const int64_t half = rot_dim_ / 2;
+  const int64_t rows = std::max(positions, rows_ * 2);  // grow geometrically
+  cos_.resize(static_cast<size_t>(rows * half));
   sin_.resize(cos_.size());
-  for (int64_t p = 0; p < max_positions; ++p) {
+  for (int64_t p = rows_; p < rows; ++p) {
     for (int64_t i = 0; i < half; ++i) {
-      const float freq = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(rot_dim));
+      const float freq = 1.0f / std::pow(theta_, static_cast<float>(2 * i) / static_cast<float>(rot_dim_));
       const float val = static_cast<float>(p) * freq;
       cos_[static_cast<size_t>(p * half + i)] = std::cos(val);
       sin_[static_cast<size_t>(p * half + i)] = std::sin(val);
     }
   }
+  rows_ = rows;
 }
 
 void RopeTable::apply(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, RopeStyle style) const {
   const int64_t half = rot_dim_ / 2;
+  CML_CHECK(pos >= 0 && pos < rows_);
   const float* c = cos_.data() + pos * half;
   const float* s = sin_.data() + pos * half;
   for (int64_t h = 0; h < n_heads; ++h) {
@@ -106,6 +118,52 @@ void RopeTable::apply(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, 
   }
 }
 
+namespace {
+
+// Dot product and y += a·x over one head (n = head size). AVX-512 with a fixed lane-wise order when the
+// CPU has it; the result never depends on anything but the inputs.
+#if defined(__x86_64__)
+__attribute__((target("avx512f,fma"))) float dot_avx512(const float* a, const float* b, int64_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+__attribute__((target("avx512f,fma"))) void axpy_avx512(float* y, float a, const float* x, int64_t n) {
+  const __m512 av = _mm512_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, m,
+                          _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+#endif
+
+float head_dot(const float* a, const float* b, int64_t n) {
+#if defined(__x86_64__)
+  if (cpu_features().avx512) return dot_avx512(a, b, n);
+#endif
+  float d = 0.0f;
+  for (int64_t i = 0; i < n; ++i) d += a[i] * b[i];
+  return d;
+}
+
+void head_axpy(float* y, float a, const float* x, int64_t n) {
+#if defined(__x86_64__)
+  if (cpu_features().avx512) return axpy_avx512(y, a, x, n);
+#endif
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace
+
 void attention(const AttentionShape& s, const float* q, int64_t q_stride, int64_t n_tokens, int64_t start_pos,
                const float* k, const float* v, int64_t kv_stride, float* out, int64_t out_stride, ThreadPool* pool) {
   const float div = std::sqrt(static_cast<float>(s.head_dim));
@@ -119,18 +177,13 @@ void attention(const AttentionShape& s, const float* q, int64_t q_stride, int64_
     const float* qh = q + t * q_stride + h * hd;
     att.resize(static_cast<size_t>(len));
     for (int64_t p = 0; p < len; ++p) {
-      const float* kp = k + p * kv_stride + kvh * hd;
-      float dot = 0.0f;
-      for (int64_t i = 0; i < hd; ++i) dot += qh[i] * kp[i];
-      att[static_cast<size_t>(p)] = dot / div;
+      att[static_cast<size_t>(p)] = head_dot(qh, k + p * kv_stride + kvh * hd, hd) / div;
     }
     softmax(att.data(), len);
     float* oh = out + t * out_stride + h * hd;
     std::fill(oh, oh + hd, 0.0f);
     for (int64_t p = 0; p < len; ++p) {
-      const float* vp = v + p * kv_stride + kvh * hd;
-      const float a = att[static_cast<size_t>(p)];
-      for (int64_t i = 0; i < hd; ++i) oh[i] += a * vp[i];
+      head_axpy(oh, att[static_cast<size_t>(p)], v + p * kv_stride + kvh * hd, hd);
     }
   };
   const int64_t tasks = n_tokens * s.n_heads;

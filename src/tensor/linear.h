@@ -51,6 +51,8 @@ std::string blas_core();
 // OPENBLAS_CORETYPE is not set: the caller may re-run the process with blas_core_override() in
 // OPENBLAS_CORETYPE (the variable is read only when the library loads).
 bool blas_core_is_fallback();
-inline const char* blas_core_override() { return "SkylakeX"; }
+inline const char* blas_core_override() {
+  return "SkylakeX";
+}
 
 }  // namespace cml::tensor

@@ -1,12 +1,12 @@
 // Real models: stories260K (llama2.c checkpoint and GGUF) greedy decoding reproduces llama2.c's output
 // token for token; split ranges of it are bit-identical.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "model/executor.h"
 #include "model/generate.h"
@@ -135,7 +135,9 @@ namespace {
 // independent float64 PyTorch forward pass.
 class Gpt2Tiny : public ::testing::TestWithParam<const char*> {};
 
-std::string fixture(const std::string& name) { return std::string(CML_SOURCE_DIR) + "/tests/data/gpt2_tiny/" + name; }
+std::string fixture(const std::string& name) {
+  return std::string(CML_SOURCE_DIR) + "/tests/data/gpt2_tiny/" + name;
+}
 
 struct Reference {
   std::unique_ptr<WeightFile> file;

@@ -157,6 +157,16 @@ std::optional<Orchestrator::Event> Orchestrator::next_event(Deadline d) {
   return e;
 }
 
+std::optional<Orchestrator::Event> Orchestrator::next_data_event(Deadline d) {
+  // Results that arrived while a control reply was awaited come first.
+  if (!results_.empty()) {
+    Event e = std::move(results_.front());
+    results_.pop_front();
+    return e;
+  }
+  return next_event(d);
+}
+
 void Orchestrator::note(const Event& e) {
   if (e.kind == Event::Kind::kControlDown && e.epoch == stages_[e.stage].epoch) {
     stages_[e.stage].up = false;
@@ -256,6 +266,15 @@ Status Orchestrator::open_return() {
   CML_ASSIGN_OR_RETURN(auto l, connect_retry(control_ep(last), expect_stage(last)));
   std::shared_ptr<Link> link = std::move(l);
   CML_RETURN_IF_ERROR(link->send_data(as_bytes(kReturnHello), Deadline::after(opt_.op_timeout)));
+  // The last stage acknowledges once its results go to this link.
+  net::Message ack;
+  CML_RETURN_IF_ERROR(
+      link->recv(ack, Deadline::after(opt_.op_timeout)).with_context("return link from the last stage"));
+  auto linked = ack.kind == net::Message::Kind::kData ? decode_control(ack.data, opt_.max_control_bytes)
+                                                      : Result<ControlMessage>(protocol_error("not a control message"));
+  if (!linked || !std::holds_alternative<ctl::Linked>(*linked)) {
+    return protocol_error("the last stage did not acknowledge the return link");
+  }
   from_last_ = link;
   const uint64_t epoch = ++return_epoch_;
   const uint32_t max_seq = manifest_.activation.max_seq_len, hidden = manifest_.activation.hidden_size;
@@ -355,13 +374,7 @@ Result<net::Tensor> Orchestrator::raw_step(const StepHeader& header, const net::
   Deadline d = Deadline::after(opt_.step_timeout);
   CML_RETURN_IF_ERROR(send_step(*to_first_, h, payload, d));
   for (;;) {
-    std::optional<Event> e;
-    if (!results_.empty()) {
-      e = std::move(results_.front());
-      results_.pop_front();
-    } else {
-      e = next_event(d);
-    }
+    std::optional<Event> e = next_data_event(d);
     if (!e)
       return timeout_error("no result for step " + std::to_string(h.step) + " within " + ms_text(opt_.step_timeout));
     note(*e);
@@ -492,13 +505,7 @@ std::vector<Generation> Orchestrator::generate(const std::vector<GenerateRequest
     for (const auto& [step, f] : inflight) {
       if (f.deadline.at() < earliest.at()) earliest = f.deadline;
     }
-    std::optional<Event> e;
-    if (!results_.empty()) {
-      e = std::move(results_.front());
-      results_.pop_front();
-    } else {
-      e = next_event(earliest);
-    }
+    std::optional<Event> e = next_data_event(earliest);
     if (!e) {
       // The oldest step timed out: fail its sequences; the rest continue.
       for (auto it = inflight.begin(); it != inflight.end();) {
@@ -536,8 +543,20 @@ std::vector<Generation> Orchestrator::generate(const std::vector<GenerateRequest
           for (uint64_t id : ids) batcher.remove(id);
         }
         break;
-      case Event::Kind::kControl:
-        break;  // step errors arrive as ERR on the data path too; pongs are bookkept by note()
+      case Event::Kind::kControl: {
+        // A step that failed where no ERR can travel on (e.g. a stage without its downstream link) is
+        // reported only on control: fail its group now rather than at its deadline.
+        auto* err = std::get_if<ctl::Error>(&e->msg);
+        if (!err || err->step == 0 || e->epoch != stages_[e->stage].epoch) break;
+        auto it = inflight.find(err->step);
+        if (it == inflight.end()) break;
+        for (uint64_t id : it->second.group) {
+          finish(id, aborted("stage " + std::to_string(e->stage) + ": " + err->code + ": " + err->message));
+        }
+        batcher.complete(it->second.group);
+        inflight.erase(it);
+        break;
+      }
       case Event::Kind::kResult: {
         StepMessage& m = e->step;
         uint64_t step = m.kind == StepMessage::Kind::kErr ? m.err_step : m.header.step;

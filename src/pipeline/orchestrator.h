@@ -138,6 +138,7 @@ class Orchestrator {
   Result<ControlMessage> await(uint32_t i, std::string_view type, Deadline d);
   Status broadcast_and_await(const ControlMessage& m, std::string_view reply, Deadline d);
   std::optional<Event> next_event(Deadline d);
+  std::optional<Event> next_data_event(Deadline d);
   void note(const Event& e);  // bookkeeping every event gets
   void push(Event e);
 

@@ -143,9 +143,14 @@ void StageRuntime::control_accept_loop() {
       continue;
     }
     if (as_string_view(first.data) == kReturnHello) {
-      std::lock_guard lk(mu_);
-      if (data_out_) data_out_->abort();
-      data_out_ = link;
+      {
+        std::lock_guard lk(mu_);
+        if (data_out_) data_out_->abort();
+        data_out_ = link;
+      }
+      // Acknowledged on the link itself, so the orchestrator sends no step before results can return.
+      std::lock_guard slk(send_mu_);
+      link->send_data(encode_control(ctl::Linked{index_}), Deadline::after(opt_.io_timeout)).ignore_error();
       continue;
     }
     // A new control session replaces the old one and resets the stage.

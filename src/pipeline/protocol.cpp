@@ -6,6 +6,7 @@
 #include <set>
 
 #include "pipeline/json_util.h"
+#include "pipeline/overloaded.h"
 
 namespace cml::pipeline {
 
@@ -13,11 +14,6 @@ using nlohmann::json;
 using namespace json_util;
 
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
 
 constexpr uint64_t kMaxId = (1ull << 53);  // JSON-safe integers
 constexpr size_t kMaxCtlSeqs = kMaxStepSequences;

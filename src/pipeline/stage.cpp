@@ -4,13 +4,11 @@
 
 #include <chrono>
 
+#include "pipeline/overloaded.h"
+
 namespace cml::pipeline {
 
 namespace {
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
 uint64_t micros_since(std::chrono::steady_clock::time_point t0) {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());

@@ -445,7 +445,7 @@ std::vector<Generation> Orchestrator::generate(const std::vector<GenerateRequest
     return out;
   }
 
-  ContinuousBatcher batcher(static_cast<uint32_t>(stages_.size()), opt_.max_batch);
+  ContinuousBatcher batcher(static_cast<uint32_t>(stages_.size()), opt_.max_batch, opt_.min_group_rows);
   for (uint64_t id : ids) batcher.add(id);
   struct InFlight {
     std::vector<uint64_t> group;

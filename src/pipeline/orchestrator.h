@@ -43,6 +43,10 @@ struct OrchestratorOptions {
   Duration op_timeout = std::chrono::seconds(5);        // any other control reply
   Duration step_timeout = std::chrono::seconds(30);     // a step's result through the whole chain
   uint32_t max_batch = 64;                              // sequences per step
+  // Fewest sequences per group before the active ones are split into several groups in flight (see
+  // ContinuousBatcher). 1: one group per stage (stages on their own machines). Stages sharing one host's
+  // memory bandwidth decode faster with one full group (e.g. 8: the batched GEMV's widest path).
+  uint32_t min_group_rows = 1;
   size_t max_control_bytes = kDefaultMaxControlBytes;
   // Where stage i connects its data-out link (VSock deployments: a relay); default: stage i+1's data
   // endpoint from the manifest. Index i, size ≤ stages − 1.
@@ -91,6 +95,8 @@ class Orchestrator {
   Status connect();
   // Runs the requests to completion (or failure) and returns one Generation per request, in order.
   std::vector<Generation> generate(const std::vector<GenerateRequest>& requests, const TokenCallback& on_token = {});
+  // OrchestratorOptions::min_group_rows for later generate() calls (not during one).
+  void set_min_group_rows(uint32_t n) { opt_.min_group_rows = n; }
   // One step with a caller-made payload through the chain (benchmarks); returns the last stage's
   // payload. The sequences must have been started with start_sequences().
   Result<net::Tensor> raw_step(const StepHeader& header, const net::TensorView& payload);

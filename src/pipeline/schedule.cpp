@@ -188,7 +188,8 @@ void ContinuousBatcher::remove(uint64_t seq) {
 std::vector<uint64_t> ContinuousBatcher::next_group() {
   std::vector<uint64_t> g;
   if (groups_in_flight_ >= stages_ || ready_.empty()) return g;
-  size_t per_group = (active_.size() + stages_ - 1) / stages_;
+  const size_t groups = std::clamp<size_t>(active_.size() / min_rows_, 1, stages_ == 0 ? 1 : stages_);
+  size_t per_group = (active_.size() + groups - 1) / groups;
   per_group = std::clamp<size_t>(per_group, 1, max_batch_ == 0 ? SIZE_MAX : max_batch_);
   while (!ready_.empty() && g.size() < per_group) {
     g.push_back(ready_.front());

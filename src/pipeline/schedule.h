@@ -65,11 +65,16 @@ Result<SimulationReport> simulate(const Schedule& s);
 // In-flight scheduling of independent sequences through a pipeline of `stages` stages.
 class ContinuousBatcher {
  public:
-  ContinuousBatcher(uint32_t stages, uint32_t max_batch) : stages_(stages), max_batch_(max_batch) {}
+  // `min_rows`: fewest sequences worth a group of their own. Each group in flight costs every stage one
+  // pass over its weights, so where stages share memory bandwidth (co-located) fewer, fuller groups give
+  // more tokens per byte read; where each stage has its own machine, one group per stage keeps them busy.
+  ContinuousBatcher(uint32_t stages, uint32_t max_batch, uint32_t min_rows = 1)
+      : stages_(stages), max_batch_(max_batch), min_rows_(min_rows == 0 ? 1 : min_rows) {}
   void add(uint64_t seq);     // a new sequence, ready for its first step
   void remove(uint64_t seq);  // finished or failed (also if in flight: its result is then discarded)
   // The next group to launch, or empty if `stages` groups are already in flight or nothing is ready.
-  // Groups are sized so the active sequences spread evenly over the stages.
+  // Groups are sized so the active sequences spread evenly over min(stages, active / min_rows) groups
+  // (at least one), each at most max_batch.
   std::vector<uint64_t> next_group();
   // A launched group came back; its sequences that are still active become ready again.
   void complete(const std::vector<uint64_t>& group);
@@ -77,7 +82,7 @@ class ContinuousBatcher {
   size_t in_flight_groups() const { return groups_in_flight_; }
 
  private:
-  uint32_t stages_, max_batch_;
+  uint32_t stages_, max_batch_, min_rows_;
   std::set<uint64_t> active_;
   std::deque<uint64_t> ready_;
   uint32_t groups_in_flight_ = 0;

@@ -119,5 +119,28 @@ TEST(ContinuousBatcher, HonoursMaxBatch) {
   EXPECT_EQ(b.next_group().size(), 4u);
 }
 
+TEST(ContinuousBatcher, MinRowsKeepsGroupsFull) {
+  ContinuousBatcher one(3, 64, 8);  // 8 active, at least 8 per group: one group of all 8
+  for (uint64_t s = 1; s <= 8; ++s) one.add(s);
+  EXPECT_EQ(one.next_group().size(), 8u);
+  EXPECT_TRUE(one.next_group().empty());
+
+  ContinuousBatcher two(3, 64, 8);  // 20 active: two groups of 10, not three
+  for (uint64_t s = 1; s <= 20; ++s) two.add(s);
+  EXPECT_EQ(two.next_group().size(), 10u);
+  EXPECT_EQ(two.next_group().size(), 10u);
+  EXPECT_TRUE(two.next_group().empty());
+
+  ContinuousBatcher capped(3, 4, 8);  // max_batch still caps a group; the rest goes in further groups
+  for (uint64_t s = 1; s <= 8; ++s) capped.add(s);
+  EXPECT_EQ(capped.next_group().size(), 4u);
+  EXPECT_EQ(capped.next_group().size(), 4u);
+  EXPECT_TRUE(capped.next_group().empty());
+
+  ContinuousBatcher few(3, 64, 8);  // fewer active than min_rows: still one group
+  for (uint64_t s = 1; s <= 3; ++s) few.add(s);
+  EXPECT_EQ(few.next_group().size(), 3u);
+}
+
 }  // namespace
 }  // namespace cml::pipeline

@@ -1,0 +1,279 @@
+// cml bench pipeline: end-to-end pipeline figures, each beside a bound measured in the same run.
+//
+//   pipeline2_128k_us     128 KiB tensor through 2 in-process stages (identity), encrypted mem:// links
+//   per_stage_1k_us       added latency of one more stage for a 1 KiB tensor (3 stages − 2 stages)
+//   overhead_3stage_pct   decode ms/token, 3 stage processes vs 1 (encrypted TCP, mock attestation)
+//   overhead_vs_local_pct decode ms/token, 1 stage process vs the model in this process
+//   batch8_speedup        aggregate tok/s with 8 concurrent sequences ÷ with 1, through 3 stage processes
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "apps/cml/commands.h"
+#include "apps/cml/pipeline_cli.h"
+#include "attest/mock.h"
+#include "crypto/aead.h"
+#include "crypto/random.h"
+#include "model/generate.h"
+#include "pipeline/fake_executor.h"
+#include "pipeline/model_executor.h"
+#include "pipeline/stage.h"
+
+namespace cml::app {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+double us_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Seal + open of `n` bytes with AES-256-GCM (the cipher the links negotiate): the cryptographic floor
+// of one encrypted hop.
+double aead_hop_us(size_t n, int iters) {
+  auto key = crypto::random_bytes(32);
+  auto aead = crypto::Aead::create(crypto::AeadSuite::kAes256Gcm, key).value();
+  Bytes pt(n, 0x5a), ct(n + 16), back(n), nonce(12, 0);
+  std::vector<double> t;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = Clock::now();
+    CML_CHECK(aead.seal(nonce, {}, pt, ct).is_ok());
+    CML_CHECK(aead.open(nonce, {}, ct, back).is_ok());
+    t.push_back(us_since(t0));
+  }
+  return median(t);
+}
+
+// An in-process pipeline of identity stages on encrypted mem:// links.
+struct IdentityPipeline {
+  pipeline::Manifest m;
+  std::vector<std::unique_ptr<attest::MockProvider>> providers;
+  std::vector<std::unique_ptr<pipeline::Network>> nets;
+  std::vector<std::unique_ptr<pipeline::StageRuntime>> stages;
+  std::unique_ptr<pipeline::Network> onet;
+  std::unique_ptr<pipeline::Orchestrator> orch;
+
+  Status build(uint32_t n, uint32_t hidden) {
+    static int counter = 0;
+    const std::string prefix = "mem://bench-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + "-";
+    m.model = {"identity", "(none)", std::string(64, '0'), "identity", n, hidden};
+    m.activation = {"f32", hidden, 4096};
+    for (uint32_t i = 0; i < n; ++i) {
+      pipeline::StageSpec s;
+      s.index = i;
+      s.layer_begin = i;
+      s.layer_end = i + 1;
+      s.weights = {{"identity", std::string(64, '0')}};
+      s.attestation.expected_measurements = attest::mock_measurements("bench-" + std::to_string(i));
+      CML_ASSIGN_OR_RETURN(s.control, pipeline::parse_endpoint(prefix + "c" + std::to_string(i)));
+      CML_ASSIGN_OR_RETURN(s.data, pipeline::parse_endpoint(prefix + "d" + std::to_string(i)));
+      m.stages.push_back(s);
+    }
+    CML_RETURN_IF_ERROR(pipeline::validate_manifest(m));
+    for (uint32_t i = 0; i < n; ++i) {
+      providers.push_back(
+          std::make_unique<attest::MockProvider>(attest::mock_measurements("bench-" + std::to_string(i))));
+      pipeline::SecureNetworkConfig nc;
+      nc.provider = providers.back().get();
+      nc.verifiers = attest::mock_verifier_set();
+      nets.push_back(pipeline::make_secure_network(nc));
+      auto ex = std::make_unique<pipeline::IdentityExecutor>(hidden, i == 0, false);
+      stages.push_back(std::make_unique<pipeline::StageRuntime>(m, i, std::move(ex), *nets.back()));
+      CML_RETURN_IF_ERROR(stages.back()->start());
+    }
+    pipeline::SecureNetworkConfig oc;
+    oc.verifiers = attest::mock_verifier_set();
+    onet = pipeline::make_secure_network(oc);
+    orch = std::make_unique<pipeline::Orchestrator>(m, *onet);
+    CML_RETURN_IF_ERROR(orch->connect());
+    return orch->start_sequences({1});
+  }
+  // Median microseconds for one step carrying `rows` × hidden floats through the chain.
+  Result<double> step_us(uint32_t rows, int iters) {
+    const uint32_t hidden = m.activation.hidden_size;
+    std::vector<float> x(size_t(rows) * hidden, 0.25f);
+    uint32_t shape[2] = {rows, hidden};
+    net::TensorView v{"hidden", tensor::DType::kF32, std::span<const uint32_t>(shape, 2),
+                      ByteSpan(reinterpret_cast<const uint8_t*>(x.data()), x.size() * 4)};
+    pipeline::StepHeader h{0, {{1, 0, rows}}};
+    std::vector<double> t;
+    for (int i = 0; i < iters + 10; ++i) {
+      auto t0 = Clock::now();
+      CML_ASSIGN_OR_RETURN(auto out, orch->raw_step(h, v));
+      if (out.data.size() != x.size() * 4) return internal_error("identity pipeline changed the tensor size");
+      if (i >= 10) t.push_back(us_since(t0));
+    }
+    return median(t);
+  }
+  ~IdentityPipeline() {
+    if (orch) orch->shutdown().ignore_error();
+    orch.reset();
+    for (auto& s : stages) s->stop();
+  }
+};
+
+// Decode figures of one process pipeline.
+struct DecodeFigures {
+  double ms_per_token = 0;
+  double tok_per_s_1 = 0, tok_per_s_8 = 0;
+  double tok_per_s_8_spread = 0;  // 8 sequences spread over one group per stage (min_group_rows = 1)
+};
+
+Result<DecodeFigures> process_pipeline(const std::string& source, uint32_t stages, uint32_t n_tokens, bool batch8,
+                                       const fs::path& dir) {
+  pipeline::ShardOptions so;
+  so.stages = stages;
+  so.max_seq_len = 256;
+  so.expect = attest::mock_measurements("bench-stage");
+  for (uint32_t i = 0; i < stages; ++i) {
+    CML_ASSIGN_OR_RETURN(auto c, free_tcp_endpoint());
+    CML_ASSIGN_OR_RETURN(auto d, free_tcp_endpoint());
+    so.endpoints.push_back({c, d});
+  }
+  CML_ASSIGN_OR_RETURN(auto m, pipeline::shard_model(source, so));
+  const std::string path = (dir / ("m" + std::to_string(stages) + ".json")).string();
+  CML_RETURN_IF_ERROR(write_file(path, as_bytes(pipeline::manifest_to_json(m))));
+  StageProcesses kids;
+  for (uint32_t i = 0; i < stages; ++i) {
+    CML_RETURN_IF_ERROR(kids.spawn({"stage", "--manifest", path, "--index", std::to_string(i), "--mock-image",
+                                    "bench-stage", "--model", source, "--threads", "1"},
+                                   (dir / ("stage" + std::to_string(i) + ".log")).string()));
+  }
+  pipeline::SecureNetworkConfig nc;
+  nc.verifiers = pipeline_verifiers();
+  auto net = pipeline::make_secure_network(nc);
+  pipeline::OrchestratorOptions oo;
+  oo.connect_timeout = std::chrono::seconds(120);  // stage processes build their model first
+  oo.step_timeout = std::chrono::seconds(60);
+  // The stage processes share this host's cores and memory bandwidth: every group in flight costs each
+  // stage a pass over its weights, so 8 sequences go as one group (the batched GEMV's widest path).
+  oo.min_group_rows = 8;
+  pipeline::Orchestrator orch(m, *net, oo);
+  CML_RETURN_IF_ERROR(orch.connect());
+  DecodeFigures f;
+  auto run = [&](size_t n_seqs) -> Result<std::pair<double, double>> {  // (decode ms/token of seq 0, tok/s)
+    std::vector<pipeline::GenerateRequest> qs(n_seqs);
+    for (size_t i = 0; i < n_seqs; ++i) {
+      qs[i].prompt = {uint32_t(1 + i), 7, 9, 11};
+      qs[i].max_new_tokens = n_tokens;
+    }
+    std::vector<double> at;
+    auto t0 = Clock::now();
+    auto out = orch.generate(qs, [&](size_t r, uint32_t) {
+      if (r == 0) at.push_back(us_since(t0));
+    });
+    double wall = us_since(t0);
+    size_t total = 0;
+    for (auto& g : out) {
+      CML_RETURN_IF_ERROR(g.status);
+      total += g.tokens.size();
+    }
+    double ms_tok = at.size() > 1 ? (at.back() - at[0]) / 1000.0 / double(at.size() - 1) : 0;
+    return std::make_pair(ms_tok, double(total) / (wall / 1e6));
+  };
+  run(1).status().ignore_error();  // warm-up
+  CML_ASSIGN_OR_RETURN(auto one, run(1));
+  f.ms_per_token = one.first;
+  f.tok_per_s_1 = one.second;
+  if (batch8) {
+    CML_ASSIGN_OR_RETURN(auto eight, run(8));
+    f.tok_per_s_8 = eight.second;
+  }
+  if (batch8) {  // the same stages, driven with one group per stage in flight
+    orch.set_min_group_rows(1);
+    CML_ASSIGN_OR_RETURN(auto eight, run(8));
+    f.tok_per_s_8_spread = eight.second;
+  }
+  orch.shutdown().ignore_error();
+  return f;
+}
+
+Result<double> local_ms_per_token(const std::string& source, uint32_t n_tokens) {
+  CML_ASSIGN_OR_RETURN(auto file, pipeline::open_model_source(source));
+  model::ExecutorOptions eo;
+  eo.threads = 1;
+  eo.max_sequences = 1;
+  eo.max_context = 256;
+  CML_ASSIGN_OR_RETURN(auto ex, model::Executor::create(file, model::LayerRange{}, eo));
+  std::vector<int32_t> prompt = {1, 7, 9, 11};
+  model::GenerateOptions go;
+  go.max_new_tokens = n_tokens;
+  double best = 0;
+  for (int rep = 0; rep < 2; ++rep) {  // first pass warms caches
+    std::vector<double> at;
+    auto t0 = Clock::now();
+    CML_RETURN_IF_ERROR(model::generate(*ex, prompt, go, [&](int32_t) {
+                          at.push_back(us_since(t0));
+                          return true;
+                        }).status());
+    best = at.size() > 1 ? (at.back() - at[0]) / 1000.0 / double(at.size() - 1) : 0;
+  }
+  return best;
+}
+
+std::string run_bench(const BenchOptions& o, nlohmann::json& out) {
+  const int iters = o.quick ? 30 : 300;
+  {
+    IdentityPipeline p2;
+    if (Status st = p2.build(2, 1024); !st.is_ok()) return "2-stage pipeline: " + st.to_string();
+    auto t = p2.step_us(32, iters);  // 32 × 1024 floats = 128 KiB
+    if (!t) return t.status().to_string();
+    out["pipeline2_128k_us"] = *t;
+    out["pipeline2_128k_target_us"] = 250;
+    out["bound_aead_128k_3hops_us"] = 3 * aead_hop_us(128 * 1024, iters);
+  }
+  {
+    IdentityPipeline a, b;
+    if (Status st = a.build(2, 256); !st.is_ok()) return st.to_string();
+    if (Status st = b.build(3, 256); !st.is_ok()) return st.to_string();
+    auto t2 = a.step_us(1, iters), t3 = b.step_us(1, iters);  // 256 floats = 1 KiB
+    if (!t2 || !t3) return "per-stage: " + (t2 ? t3.status() : t2.status()).to_string();
+    out["latency_2stage_1k_us"] = *t2;
+    out["latency_3stage_1k_us"] = *t3;
+    out["per_stage_1k_us"] = *t3 - *t2;
+    out["per_stage_1k_target_us"] = 10;
+    out["bound_aead_1k_1hop_us"] = aead_hop_us(1024, iters * 10);
+  }
+  const std::string source = o.quick ? "synthetic:llama-tiny" : "synthetic:gpt2-124m";
+  const uint32_t n_tokens = o.quick ? 8 : 24;
+  out["model"] = source;
+  std::error_code ec;
+  fs::path dir = fs::temp_directory_path() / ("cml-bench-pipeline-" + std::to_string(getpid()));
+  fs::create_directories(dir, ec);
+  auto local = local_ms_per_token(source, n_tokens);
+  if (!local) return "local: " + local.status().to_string();
+  auto one = process_pipeline(source, 1, n_tokens, false, dir);
+  if (!one) return "1-stage: " + one.status().to_string();
+  auto three = process_pipeline(source, 3, n_tokens, true, dir);
+  if (!three) return "3-stage: " + three.status().to_string();
+  fs::remove_all(dir, ec);
+  out["local_ms_per_token"] = *local;
+  out["stage1_ms_per_token"] = one->ms_per_token;
+  out["stage3_ms_per_token"] = three->ms_per_token;
+  out["overhead_3stage_pct"] = 100.0 * (three->ms_per_token / one->ms_per_token - 1.0);
+  out["overhead_3stage_target_pct"] = 5;
+  out["overhead_vs_local_pct"] = 100.0 * (one->ms_per_token / *local - 1.0);
+  out["overhead_vs_local_target_pct"] = 3;
+  out["tok_per_s_1seq_3stage"] = three->tok_per_s_1;
+  out["tok_per_s_8seq_3stage"] = three->tok_per_s_8;
+  out["batch8_speedup"] = three->tok_per_s_8 / three->tok_per_s_1;
+  out["batch8_speedup_target"] = 4;
+  out["tok_per_s_8seq_3stage_spread"] = three->tok_per_s_8_spread;
+  out["batch8_speedup_spread"] = three->tok_per_s_8_spread / three->tok_per_s_1;
+  out["note"] = "bounds: bound_* are AES-256-GCM seal+open floors; local_ms_per_token is the compute floor";
+  return "";
+}
+
+const BenchRegistrar kBench("pipeline", "Pipeline latency, per-stage cost, multi-stage and batching figures",
+                            run_bench);
+
+}  // namespace
+}  // namespace cml::app

@@ -1,0 +1,116 @@
+// Shard manifest: how a model is split across TEE stages and what each stage must prove.
+//
+// The manifest is a JSON document (docs/manifest.md is the normative description). It names the model
+// (identity, file, SHA-256 of the file, architecture), the activation passed between stages, whether the
+// orchestrator itself must attest, and for every stage: its contiguous layer range, the SHA-256 of every
+// weight tensor it loads, its attestation type and expected measurements, its control and data endpoints,
+// and an offload setting (reserved for GroupCover).
+//
+// parse_manifest() bounds the document size before parsing and validates everything; errors are
+// INVALID_ARGUMENT with a JSON-pointer-like path ("stages[1].layers: ...") so a user can fix the file.
+//
+// Thread safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "attest/attest.h"
+#include "base/bytes.h"
+#include "base/status.h"
+
+namespace cml::pipeline {
+
+constexpr std::string_view kManifestFormat = "cml-manifest/1";
+constexpr size_t kMaxManifestBytes = 16u * 1024 * 1024;
+constexpr size_t kMaxStages = 256;
+constexpr size_t kMaxTensorsPerStage = 1u << 16;
+constexpr size_t kMaxMeasurements = 64;
+
+// A transport address: tcp://HOST:PORT, vsock://CID:PORT, or mem://NAME (in-process pipes: tests and
+// benchmarks).
+struct Endpoint {
+  enum class Kind { kTcp, kVsock, kMemory };
+  Kind kind = Kind::kTcp;
+  std::string host;  // tcp: IPv4 literal, "localhost", or a name (IPv6 in brackets); mem: the name
+  uint32_t cid = 0;  // vsock only
+  uint16_t port = 0;
+  std::string to_string() const;
+  bool operator==(const Endpoint&) const = default;
+};
+Result<Endpoint> parse_endpoint(std::string_view text);
+
+struct StageAttestation {
+  attest::EvidenceType type = attest::EvidenceType::kMock;
+  std::map<std::string, Bytes> expected_measurements;  // claim name → exact value
+  bool allow_debug = false;
+};
+
+struct Offload {
+  enum class Kind { kNone, kGroupCover };
+  Kind kind = Kind::kNone;
+  std::optional<Endpoint> worker;  // groupcover: tcp://… of the untrusted worker
+  std::string secrets_dir;         // groupcover: folder with the stage's obfuscation secrets
+};
+
+struct StageSpec {
+  uint32_t index = 0;
+  uint32_t layer_begin = 0;  // inclusive
+  uint32_t layer_end = 0;    // exclusive
+  // Every tensor the stage loads → lower-case hex SHA-256 of its raw bytes in the model file.
+  std::map<std::string, std::string> weights;
+  StageAttestation attestation;
+  Endpoint control;
+  Endpoint data;  // where the stage accepts its data-in link
+  Offload offload;
+};
+
+struct ModelInfo {
+  std::string name;
+  std::string file;          // path as given to `cml shard` (stages may override with --model)
+  std::string sha256;        // lower-case hex of the whole file
+  std::string architecture;  // "llama", "gpt2", "fake" (tests)
+  uint32_t n_layers = 0;
+  uint32_t vocab_size = 0;
+};
+
+struct ActivationSpec {
+  std::string dtype = "f32";  // "f32" (the only one stages produce today), "f16", "bf16"
+  uint32_t hidden_size = 0;
+  uint32_t max_seq_len = 0;
+};
+
+struct OrchestratorSpec {
+  bool attest = false;           // stage 0 refuses an unattested orchestrator when true
+  StageAttestation attestation;  // what stage 0 expects of the orchestrator when attest is true
+};
+
+struct Manifest {
+  ModelInfo model;
+  ActivationSpec activation;
+  OrchestratorSpec orchestrator;
+  std::vector<StageSpec> stages;
+
+  // The last stage (produces logits and samples).
+  bool is_last(size_t i) const { return i + 1 == stages.size(); }
+};
+
+// Parses and validates. INVALID_ARGUMENT (with the failing field's path) or RESOURCE_EXHAUSTED (size).
+Result<Manifest> parse_manifest(std::string_view json_text);
+Result<Manifest> load_manifest(const std::string& path);
+// Validation on a value built in code (parse_manifest calls it).
+Status validate_manifest(const Manifest& m);
+// Canonical JSON (sorted keys, 2-space indent); parse_manifest(to_json(m)) == m.
+std::string manifest_to_json(const Manifest& m);
+// SHA-256 (hex) of the canonical JSON: stages and orchestrator agree on the manifest through it.
+std::string manifest_digest(const Manifest& m);
+
+// Splits n_layers into n_stages contiguous ranges whose sizes differ by at most one (earlier stages get
+// the extra layer). INVALID_ARGUMENT if n_stages is 0 or exceeds n_layers.
+Result<std::vector<std::pair<uint32_t, uint32_t>>> balance_layers(uint32_t n_layers, uint32_t n_stages);
+
+}  // namespace cml::pipeline

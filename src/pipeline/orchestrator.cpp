@@ -167,6 +167,26 @@ std::optional<Orchestrator::Event> Orchestrator::next_data_event(Deadline d) {
   return next_event(d);
 }
 
+Status Orchestrator::attribute_step_failure(Status st) {
+  const Deadline grace = Deadline::after(std::min<Duration>(opt_.op_timeout, std::chrono::milliseconds(300)));
+  for (;;) {
+    for (uint32_t i = 0; i < stages_.size(); ++i) {
+      if (stages_[i].up) continue;
+      Status why;
+      {
+        std::lock_guard lk(mu_);
+        auto it = down_reason_.find(i);
+        if (it != down_reason_.end()) why = it->second;
+      }
+      return unavailable("stage " + std::to_string(i) + " went down: " + (why.is_ok() ? st : why).to_string());
+    }
+    std::optional<Event> e = next_event(grace);
+    if (!e) return st;
+    note(*e);
+    results_.push_back(std::move(*e));
+  }
+}
+
 void Orchestrator::note(const Event& e) {
   if (e.kind == Event::Kind::kControlDown && e.epoch == stages_[e.stage].epoch) {
     stages_[e.stage].up = false;
@@ -550,9 +570,9 @@ std::vector<Generation> Orchestrator::generate(const std::vector<GenerateRequest
         if (!err || err->step == 0 || e->epoch != stages_[e->stage].epoch) break;
         auto it = inflight.find(err->step);
         if (it == inflight.end()) break;
-        for (uint64_t id : it->second.group) {
-          finish(id, aborted("stage " + std::to_string(e->stage) + ": " + err->code + ": " + err->message));
-        }
+        Status failed = attribute_step_failure(
+            aborted("stage " + std::to_string(e->stage) + ": " + err->code + ": " + err->message));
+        for (uint64_t id : it->second.group) finish(id, failed);
         batcher.complete(it->second.group);
         inflight.erase(it);
         break;
@@ -569,7 +589,8 @@ std::vector<Generation> Orchestrator::generate(const std::vector<GenerateRequest
         InFlight f = std::move(it->second);
         inflight.erase(it);
         if (m.kind == StepMessage::Kind::kErr) {
-          for (uint64_t id : f.group) finish(id, aborted(m.err_reason));
+          Status failed = attribute_step_failure(aborted(m.err_reason));
+          for (uint64_t id : f.group) finish(id, failed);
           batcher.complete(f.group);
           break;
         }

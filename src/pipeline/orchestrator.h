@@ -145,6 +145,10 @@ class Orchestrator {
   Status broadcast_and_await(const ControlMessage& m, std::string_view reply, Deadline d);
   std::optional<Event> next_event(Deadline d);
   std::optional<Event> next_data_event(Deadline d);
+  // A step error reported by one stage is often the symptom of a neighbour that died (a broken pipe
+  // towards it). Gives control links a short grace to report a death and names the dead stage if one
+  // went down; otherwise returns `st`. Events seen meanwhile are re-delivered in order.
+  Status attribute_step_failure(Status st);
   void note(const Event& e);  // bookkeeping every event gets
   void push(Event e);
 

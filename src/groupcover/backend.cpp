@@ -1,0 +1,408 @@
+#include "groupcover/backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "crypto/secret.h"
+#include "groupcover/linalg.h"
+#include "groupcover/rng.h"
+
+namespace cml::groupcover {
+namespace {
+
+void wipe(std::vector<float>& v) {
+  crypto::secure_wipe({reinterpret_cast<uint8_t*>(v.data()), v.size() * sizeof(float)});
+}
+
+// Smallest power of two ≥ v (v > 0); 1 for v == 0.
+float pow2_at_least(double v) {
+  if (!(v > 0.0)) return 1.0f;
+  int e = 0;
+  const double f = std::frexp(v, &e);  // v = f·2^e, f in [0.5, 1)
+  return std::ldexp(1.0f, f == 0.5 ? e - 1 : e);
+}
+
+float load_weight(const model::LinearPart& p, int64_t row, int64_t col) {
+  const int64_t idx = p.transposed ? col * p.out_features + row : row * p.in_features + col;
+  switch (p.dtype) {
+    case tensor::DType::kF16:
+      return f16_to_f32(static_cast<const uint16_t*>(p.weight)[idx]);
+    case tensor::DType::kBF16:
+      return bf16_to_f32(static_cast<const uint16_t*>(p.weight)[idx]);
+    default:
+      return static_cast<const float*>(p.weight)[idx];
+  }
+}
+
+}  // namespace
+
+double freivalds_tolerance(double kappa, int64_t in, double z_norm, double s_weighted_norm) {
+  return kappa * 0x1.0p-24 * std::sqrt(double(in)) * z_norm * s_weighted_norm + 0x1.0p-40;
+}
+
+struct GroupCoverBackend::Part {
+  model::LinearPart lp;
+  const TeeEntry* entry = nullptr;
+  const WorkerMatrix* w2 = nullptr;
+  std::unique_ptr<MaskPool> pool;
+  std::vector<double> s, v;  // Freivalds secret and W''ᵀs
+  double s_wnorm = 0.0;
+  std::vector<float> local_w;  // W as f32 rows, for the local fallback
+};
+
+struct GroupCoverBackend::Op {
+  std::vector<size_t> parts;
+  int64_t in = 0, out = 0;
+  std::vector<int64_t> col_off;
+};
+
+GroupCoverBackend::GroupCoverBackend(BackendConfig config, std::shared_ptr<const TeeSecrets> secrets,
+                                     std::shared_ptr<const WorkerBundle> worker, LinkFactory connect)
+    : config_(std::move(config)),
+      secrets_(std::move(secrets)),
+      worker_(std::move(worker)),
+      connect_(std::move(connect)) {}
+
+GroupCoverBackend::~GroupCoverBackend() {
+  {
+    std::lock_guard lock(refill_mu_);
+    stop_ = true;
+  }
+  refill_cv_.notify_all();
+  if (refill_thread_.joinable()) refill_thread_.join();
+  if (link_) link_->abort();
+}
+
+Result<model::LinearId> GroupCoverBackend::add(std::span<const model::LinearPart> parts) {
+  if (finalized_) return invalid_argument("groupcover backend: add() after finalize()");
+  if (parts.empty() || parts.size() > kMaxRequestParts) return invalid_argument("groupcover backend: bad part count");
+  auto names = secrets_->by_name();
+  Op op;
+  op.in = parts[0].in_features;
+  for (const auto& lp : parts) {
+    if (lp.in_features != op.in) return invalid_argument("groupcover backend: parts of one op differ in in_features");
+    auto it = names.find(lp.name);
+    if (it == names.end())
+      return not_found("groupcover: no obfuscation secrets for tensor '" + lp.name + "' (obfuscate this model first)");
+    const TeeEntry& e = secrets_->entries[it->second];
+    if (e.secrets.out != lp.out_features || e.secrets.in != lp.in_features)
+      return invalid_argument("groupcover: secrets for '" + lp.name + "' have another shape than the model");
+    if (e.index >= worker_->matrices.size()) return invalid_argument("groupcover: secrets name a missing matrix");
+    const WorkerMatrix& w = worker_->matrices[e.index];
+    if (w.out != uint32_t(lp.out_features) || w.in != uint32_t(lp.in_features))
+      return invalid_argument("groupcover: worker bundle matrix for '" + lp.name + "' has another shape");
+    auto part = std::make_unique<Part>();
+    part->lp = lp;
+    part->entry = &e;
+    part->w2 = &w;
+    op.col_off.push_back(op.out);
+    op.out += lp.out_features;
+    op.parts.push_back(parts_.size());
+    parts_.push_back(std::move(part));
+  }
+  ops_.push_back(std::move(op));
+  return model::LinearId(ops_.size() - 1);
+}
+
+int64_t GroupCoverBackend::out_features(model::LinearId id) const {
+  CML_CHECK(id < ops_.size());
+  return ops_[id].out;
+}
+
+Status GroupCoverBackend::finalize() {
+  if (finalized_) return ok_status();
+  if (secrets_->worker_digest != worker_->digest)
+    return invalid_argument("groupcover: worker bundle does not match the TEE bundle (digest differs)");
+  if (!(config_.mask_scale >= 1.0)) return invalid_argument("groupcover: mask scale must be ≥ 1");
+  for (const auto& m : worker_->matrices) shapes_.shapes.emplace_back(m.out, m.in);
+  SecureRng rng;
+  for (auto& p : parts_) {
+    const int64_t out = p->lp.out_features, in = p->lp.in_features;
+    const MatrixSecrets& sec = p->entry->secrets;
+    if (config_.verify_against_model && p->lp.weight) {
+      // restore(W''·x̃) must equal W·x for a random x: catches secrets of another model.
+      std::vector<float> x(static_cast<size_t>(in)), xt(x.size()), z(static_cast<size_t>(out)), y(z.size());
+      rng.fill_mask(x);
+      permute_rows(sec, x.data(), 1, xt.data());
+      gemm_abt(xt.data(), p->w2->data, z.data(), 1, out, in);
+      restore_rows(sec, z.data(), nullptr, nullptr, 1, nullptr, y.data(), out);
+      double num = 0, den = 0;
+      for (int64_t i = 0; i < out; ++i) {
+        double ref = 0;
+        for (int64_t j = 0; j < in; ++j) ref += double(load_weight(p->lp, i, j)) * x[size_t(j)];
+        num += (ref - y[size_t(i)]) * (ref - y[size_t(i)]);
+        den += ref * ref;
+      }
+      if (!(num <= 1e-6 * den + 1e-30))
+        return invalid_argument("groupcover: TEE bundle does not restore the model's weight '" + p->lp.name +
+                                "' (bundle made for another model?)");
+    }
+    if (config_.freivalds) {
+      p->s.resize(size_t(out));
+      for (double& v : p->s) v = (1.0 + rng.uniform()) * ((rng.next_u64() & 1) ? 1.0 : -1.0);
+      p->v.assign(size_t(in), 0.0);
+      double acc = 0;
+      for (int64_t i = 0; i < out; ++i) {
+        const float* row = p->w2->data + i * in;
+        double rn = 0;
+        for (int64_t j = 0; j < in; ++j) {
+          p->v[size_t(j)] += p->s[size_t(i)] * row[j];
+          rn += double(row[j]) * row[j];
+        }
+        acc += p->s[size_t(i)] * p->s[size_t(i)] * rn;
+      }
+      p->s_wnorm = std::sqrt(acc);
+    }
+    if (config_.on_mismatch == OnMismatch::kLocal) {
+      if (!p->lp.weight) return invalid_argument("groupcover: local fallback needs the model's weights");
+      p->local_w.resize(size_t(out * in));
+      for (int64_t i = 0; i < out; ++i)
+        for (int64_t j = 0; j < in; ++j) p->local_w[size_t(i * in + j)] = load_weight(p->lp, i, j);
+    }
+    p->pool = std::make_unique<MaskPool>(*p->w2, config_.pool_capacity, config_.refill_batch);
+  }
+  finalized_ = true;
+  refill_thread_ = std::thread([this] { refill_loop(); });
+  std::lock_guard lock(link_mu_);
+  return ensure_link(Deadline::after(std::max<Duration>(config_.timeout, std::chrono::minutes(5))));
+}
+
+void GroupCoverBackend::refill_loop() {
+  for (;;) {
+    bool did = false;
+    for (auto& p : parts_) {
+      {
+        std::lock_guard lock(refill_mu_);
+        if (stop_) return;
+      }
+      if (p->pool->refill()) did = true;
+    }
+    if (did) continue;
+    std::unique_lock lock(refill_mu_);
+    refill_cv_.wait_for(lock, std::chrono::milliseconds(200), [&] {
+      if (stop_) return true;
+      for (auto& p : parts_)
+        if (p->pool->wants_refill()) return true;
+      return false;
+    });
+    if (stop_) return;
+  }
+}
+
+Status GroupCoverBackend::ensure_link(Deadline deadline) {
+  if (link_) return ok_status();
+  auto fail = [&](const Status& st) {
+    if (link_) link_->abort();
+    link_.reset();
+    return st.with_context("groupcover worker " + config_.worker_label);
+  };
+  auto l = connect_(deadline);
+  if (!l.is_ok()) return fail(l.status());
+  link_ = std::move(l).value();
+  if (next_id_ > 1) ++reconnects_;
+  Hello h;
+  h.digest = worker_->digest;
+  h.model = shapes_;
+  Status st = link_->send(encode_hello(h), {}, deadline);
+  if (!st.is_ok()) return fail(st);
+  auto expect = [&](MsgType t) -> Status {
+    CML_RETURN_IF_ERROR(link_->recv(reply_, 0, deadline));
+    auto type = peek_type(reply_.header);
+    if (!type.is_ok()) return type.status();
+    if (*type == MsgType::kError) {
+      auto text = decode_error(reply_.header);
+      return unavailable("worker refused: " + (text.is_ok() ? *text : std::string("(unreadable error)")));
+    }
+    if (*type != t) return protocol_error("unexpected message from the worker");
+    return ok_status();
+  };
+  st = expect(MsgType::kHelloOk);
+  if (!st.is_ok()) return fail(st);
+  auto need = decode_hello_ok(reply_.header);
+  if (!need.is_ok()) return fail(need.status());
+  if (*need) {
+    for (uint32_t m = 0; m < worker_->matrices.size(); ++m) {
+      const WorkerMatrix& w = worker_->matrices[m];
+      const uint32_t step = std::max<uint32_t>(1, kMaxUploadFloats / w.in);
+      for (uint32_t r0 = 0; r0 < w.out; r0 += step) {
+        const uint32_t rows = std::min(step, w.out - r0);
+        st = link_->send(encode_upload({m, r0, rows}), {w.data + size_t(r0) * w.in, size_t(rows) * w.in}, deadline);
+        if (!st.is_ok()) return fail(st);
+        bytes_sent_ += uint64_t(rows) * w.in * 4;
+      }
+    }
+    st = link_->send(encode_simple(MsgType::kUploadDone), {}, deadline);
+    if (!st.is_ok()) return fail(st);
+    st = expect(MsgType::kReady);
+    if (!st.is_ok()) return fail(st);
+  }
+  return ok_status();
+}
+
+Status GroupCoverBackend::exchange(const Op& op, int64_t rows, Deadline deadline) {
+  ComputeRequest req;
+  req.id = next_id_++;
+  req.rows = uint32_t(rows);
+  for (size_t pi : op.parts) req.parts.push_back(parts_[pi]->entry->index);
+  CML_RETURN_IF_ERROR(link_->send(encode_compute(req), send_buf_, deadline));
+  bytes_sent_ += send_buf_.size() * 4;
+  CML_RETURN_IF_ERROR(link_->recv(reply_, uint64_t(rows) * uint64_t(op.out), deadline));
+  auto type = peek_type(reply_.header);
+  if (!type.is_ok()) return type.status();
+  if (*type == MsgType::kError) {
+    auto text = decode_error(reply_.header);
+    return unavailable("worker error: " + (text.is_ok() ? *text : std::string("(unreadable)")));
+  }
+  auto res = decode_result(reply_.header, req, shapes_, reply_.payload.size());
+  if (!res.is_ok()) return res.status();
+  bytes_received_ += reply_.payload.size() * 4;
+  return ok_status();
+}
+
+bool GroupCoverBackend::check_freivalds(const Part& p, const float* z, const float* zz, int64_t rows) {
+  const int64_t in = p.lp.in_features, out = p.lp.out_features;
+  bool ok = true;
+  for (int64_t t = 0; t < rows; ++t) {
+    const float* zi = z + t * in;
+    const float* zo = zz + t * out;
+    double lhs = 0, rhs = 0, zn = 0;
+    for (int64_t i = 0; i < out; ++i) lhs += p.s[size_t(i)] * zo[i];
+    for (int64_t j = 0; j < in; ++j) {
+      rhs += p.v[size_t(j)] * zi[j];
+      zn += double(zi[j]) * zi[j];
+    }
+    const double tol = freivalds_tolerance(config_.freivalds_kappa, in, std::sqrt(zn), p.s_wnorm);
+    if (!(std::fabs(lhs - rhs) <= tol)) ok = false;  // NaN fails too
+  }
+  ++fchecks_;
+  return ok;
+}
+
+void GroupCoverBackend::run_local(const Op& op, const float* x, int64_t rows, float* y) {
+  std::vector<float> tmp;
+  for (size_t k = 0; k < op.parts.size(); ++k) {
+    const Part& p = *parts_[op.parts[k]];
+    const int64_t out = p.lp.out_features;
+    tmp.resize(size_t(rows * out));
+    gemm_abt(x, p.local_w.data(), tmp.data(), rows, out, p.lp.in_features);
+    for (int64_t t = 0; t < rows; ++t)
+      for (int64_t i = 0; i < out; ++i)
+        y[t * op.out + op.col_off[k] + i] = tmp[size_t(t * out + i)] + (p.lp.bias ? p.lp.bias[i] : 0.0f);
+  }
+}
+
+Status GroupCoverBackend::run(model::LinearId id, const float* x, int64_t rows, float* y) {
+  if (!finalized_) return invalid_argument("groupcover backend: run() before finalize()");
+  if (id >= ops_.size()) return invalid_argument("groupcover backend: unknown op");
+  if (rows < 1 || rows > kMaxRequestRows) return invalid_argument("groupcover backend: row count out of range");
+  const Op& op = ops_[id];
+  std::lock_guard lock(link_mu_);
+  const Deadline deadline = Deadline::after(config_.timeout);
+  int64_t total_in = 0, total_out = 0;
+  for (size_t pi : op.parts) {
+    total_in += rows * parts_[pi]->lp.in_features;
+    total_out += rows * parts_[pi]->lp.out_features;
+  }
+  send_buf_.resize(size_t(total_in));
+  mask_u_.resize(size_t(total_out));
+  scale_buf_.resize(size_t(rows) * op.parts.size());
+  // Mask every part's permuted input.
+  int64_t off_in = 0, off_out = 0;
+  for (size_t k = 0; k < op.parts.size(); ++k) {
+    Part& p = *parts_[op.parts[k]];
+    const int64_t in = p.lp.in_features, out = p.lp.out_features;
+    float* z = send_buf_.data() + off_in;
+    permute_rows(p.entry->secrets, x, rows, z);
+    mask_r_.resize(size_t(rows * in));
+    p.pool->take(rows, mask_r_.data(), mask_u_.data() + off_out);
+    for (int64_t t = 0; t < rows; ++t) {
+      float* zr = z + t * in;
+      const float* rr = mask_r_.data() + t * in;
+      float m = 0.0f;
+      for (int64_t j = 0; j < in; ++j) m = std::max(m, std::fabs(zr[j]));
+      if (!std::isfinite(m)) return invalid_argument("groupcover backend: input is not finite");
+      const float c = pow2_at_least(double(m) * config_.mask_scale);
+      scale_buf_[k * size_t(rows) + size_t(t)] = c;
+      for (int64_t j = 0; j < in; ++j) zr[j] += c * rr[j];
+      if (mask_observer_) mask_observer_(p.entry->index, c, {rr, size_t(in)});
+    }
+    wipe(mask_r_);
+    off_in += rows * in;
+    off_out += rows * out;
+  }
+  refill_cv_.notify_one();
+  ++calls_;
+  rows_ += uint64_t(rows);
+  // One round trip.
+  Status st = ensure_link(deadline);
+  if (st.is_ok()) {
+    st = exchange(op, rows, deadline);
+    if (!st.is_ok()) {
+      link_->abort();
+      link_.reset();
+      st = st.with_context("groupcover worker " + config_.worker_label);
+    }
+  }
+  if (!st.is_ok()) {
+    wipe(mask_u_);
+    return st;
+  }
+  // Integrity.
+  if (config_.freivalds) {
+    bool ok = true;
+    off_in = off_out = 0;
+    for (size_t k = 0; k < op.parts.size(); ++k) {
+      const Part& p = *parts_[op.parts[k]];
+      ok = check_freivalds(p, send_buf_.data() + off_in, reply_.payload.data() + off_out, rows) && ok;
+      off_in += rows * p.lp.in_features;
+      off_out += rows * p.lp.out_features;
+    }
+    if (!ok) {
+      ++ffail_;
+      wipe(mask_u_);
+      if (config_.on_mismatch == OnMismatch::kLocal) {
+        ++fallbacks_;
+        run_local(op, x, rows, y);
+        return ok_status();
+      }
+      return protocol_error("groupcover worker " + config_.worker_label +
+                            " returned a result that failed the Freivalds integrity check (worker is faulty or "
+                            "malicious)");
+    }
+  }
+  // Unmask and restore each part into its columns of y.
+  off_out = 0;
+  for (size_t k = 0; k < op.parts.size(); ++k) {
+    const Part& p = *parts_[op.parts[k]];
+    const float* bias =
+        p.lp.bias ? p.lp.bias : (p.entry->secrets.bias.empty() ? nullptr : p.entry->secrets.bias.data());
+    restore_rows(p.entry->secrets, reply_.payload.data() + off_out, mask_u_.data() + off_out,
+                 scale_buf_.data() + k * size_t(rows), rows, bias, y + op.col_off[k], op.out);
+    off_out += rows * p.lp.out_features;
+  }
+  wipe(mask_u_);
+  return ok_status();
+}
+
+BackendStats GroupCoverBackend::stats() const {
+  BackendStats s;
+  s.calls = calls_;
+  s.rows = rows_;
+  for (const auto& p : parts_) {
+    if (!p->pool) continue;
+    auto ps = p->pool->stats();
+    s.masks_taken += ps.taken;
+    s.pool_misses += ps.misses;
+    s.pool_refills += ps.refills;
+  }
+  s.freivalds_checks = fchecks_;
+  s.freivalds_failures = ffail_;
+  s.local_fallbacks = fallbacks_;
+  s.reconnects = reconnects_;
+  s.bytes_sent = bytes_sent_;
+  s.bytes_received = bytes_received_;
+  return s;
+}
+
+}  // namespace cml::groupcover

@@ -29,13 +29,13 @@
 namespace cml::model {
 
 struct LinearPart {
-  std::string name;          // tensor name in the model file, for errors and audits
+  std::string name;  // tensor name in the model file, for errors and audits
   int64_t out_features = 0;
   int64_t in_features = 0;
   tensor::DType dtype = tensor::DType::kF32;  // F32, F16 or BF16
   const void* weight = nullptr;
-  bool transposed = false;                     // data is [in, out] instead of [out, in]
-  const float* bias = nullptr;                 // [out_features] or null
+  bool transposed = false;      // data is [in, out] instead of [out, in]
+  const float* bias = nullptr;  // [out_features] or null
 };
 
 using LinearId = uint32_t;

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -51,5 +52,8 @@ class WeightFile {
 
 // Opens by content (magic bytes), not by extension.
 Result<std::unique_ptr<WeightFile>> open_weight_file(const std::string& path);
+
+// The same detection over bytes already in memory (not copied: `data` must outlive the result).
+Result<std::unique_ptr<WeightFile>> parse_weight_bytes(std::span<const uint8_t> data);
 
 }  // namespace cml::model

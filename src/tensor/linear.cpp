@@ -1,0 +1,309 @@
+#include "tensor/linear.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 reports false positives inside its own AVX-512 intrinsic headers.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "tensor/half.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace cml::tensor {
+
+namespace {
+
+// ---- portable decode kernels -------------------------------------------------------------------------
+
+template <DType D>
+inline float load1(const void* base, int64_t i) {
+  if constexpr (D == DType::kF32) return static_cast<const float*>(base)[i];
+  if constexpr (D == DType::kBF16) return bf16_to_f32(static_cast<const uint16_t*>(base)[i]);
+  if constexpr (D == DType::kF16) return f16_to_f32(static_cast<const uint16_t*>(base)[i]);
+  return 0.0f;
+}
+
+template <DType D>
+void dot_portable(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t ob,
+                  int64_t oe) {
+  const size_t esz = dtype_size(D);
+  for (int64_t o = ob; o < oe; ++o) {
+    const void* row = static_cast<const char*>(w.data) + static_cast<size_t>(o * w.in) * esz;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * ldx;
+      float acc = 0.0f;
+      for (int64_t k = 0; k < w.in; ++k) acc += load1<D>(row, k) * xr[k];
+      y[r * ldy + o] = acc;
+    }
+  }
+}
+
+template <DType D>
+void axpy_portable(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t ob,
+                   int64_t oe) {
+  const size_t esz = dtype_size(D);
+  for (int64_t r = 0; r < rows; ++r) std::fill(y + r * ldy + ob, y + r * ldy + oe, 0.0f);
+  for (int64_t k = 0; k < w.in; ++k) {
+    const void* wk = static_cast<const char*>(w.data) + static_cast<size_t>(k * w.out) * esz;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float xs = x[r * ldx + k];
+      float* yr = y + r * ldy;
+      for (int64_t o = ob; o < oe; ++o) yr[o] += xs * load1<D>(wk, o);
+    }
+  }
+}
+
+// ---- AVX-512 decode kernels --------------------------------------------------------------------------
+#if defined(__x86_64__)
+#define CML_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+
+template <DType D>
+CML_AVX512 inline __m512 load16(const void* base, int64_t i) {
+  if constexpr (D == DType::kF32) {
+    return _mm512_loadu_ps(static_cast<const float*>(base) + i);
+  } else if constexpr (D == DType::kBF16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + i));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  } else {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(base) + i));
+    return _mm512_cvtph_ps(h);
+  }
+}
+
+template <DType D>
+CML_AVX512 inline __m512 load16_masked(const void* base, int64_t i, __mmask16 m) {
+  if constexpr (D == DType::kF32) {
+    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(base) + i);
+  } else if constexpr (D == DType::kBF16) {
+    const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(base) + i);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  } else {
+    const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(base) + i);
+    return _mm512_cvtph_ps(h);
+  }
+}
+
+// Dot-product form (W [out, in]): two accumulators per row (even and odd 16-blocks), fixed reduction.
+template <DType D, int R>
+CML_AVX512 void dot_avx512(const WeightView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t ob,
+                           int64_t oe) {
+  const size_t esz = dtype_size(D);
+  const int64_t in = w.in;
+  const int64_t full = in / 32 * 32;
+  const int64_t rem = in - full;
+  for (int64_t o = ob; o < oe; ++o) {
+    const void* row = static_cast<const char*>(w.data) + static_cast<size_t>(o * in) * esz;
+    __m512 a0[R], a1[R];
+    for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < full; k += 32) {
+      const __m512 w0 = load16<D>(row, k);
+      const __m512 w1 = load16<D>(row, k + 16);
+      for (int r = 0; r < R; ++r) {
+        a0[r] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + r * ldx + k), a0[r]);
+        a1[r] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + r * ldx + k + 16), a1[r]);
+      }
+    }
+    if (rem > 0) {
+      const __mmask16 m0 = rem >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << rem) - 1);
+      const __m512 w0 = load16_masked<D>(row, full, m0);
+      for (int r = 0; r < R; ++r) a0[r] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m0, x + r * ldx + full), a0[r]);
+      if (rem > 16) {
+        const __mmask16 m1 = static_cast<__mmask16>((1u << (rem - 16)) - 1);
+        const __m512 w1 = load16_masked<D>(row, full + 16, m1);
+        for (int r = 0; r < R; ++r) {
+          a1[r] = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m1, x + r * ldx + full + 16), a1[r]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) y[r * ldy + o] = _mm512_reduce_add_ps(_mm512_add_ps(a0[r], a1[r]));
+  }
+}
+
+// Axpy form (W [in, out]): for each input k, y[r, ob:oe] += x[r, k] · W[k, ob:oe]; y stays in cache.
+template <DType D, int R>
+CML_AVX512 void axpy_avx512(const WeightView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t ob,
+                            int64_t oe) {
+  const size_t esz = dtype_size(D);
+  for (int r = 0; r < R; ++r) std::memset(y + r * ldy + ob, 0, static_cast<size_t>(oe - ob) * 4);
+  const int64_t n = oe - ob;
+  const int64_t full = n / 16 * 16;
+  const __mmask16 mt = static_cast<__mmask16>((1u << (n - full)) - 1);
+  for (int64_t k = 0; k < w.in; ++k) {
+    const void* wk = static_cast<const char*>(w.data) + static_cast<size_t>(k * w.out + ob) * esz;
+    if (k + 2 < w.in) {
+      const char* next = static_cast<const char*>(w.data) + static_cast<size_t>((k + 2) * w.out + ob) * esz;
+      for (int64_t b = 0; b < n * static_cast<int64_t>(esz) && b < 512; b += 64) _mm_prefetch(next + b, _MM_HINT_T0);
+    }
+    __m512 xs[R];
+    for (int r = 0; r < R; ++r) xs[r] = _mm512_set1_ps(x[r * ldx + k]);
+    int64_t o = 0;
+    for (; o < full; o += 16) {
+      const __m512 wv = load16<D>(wk, o);
+      for (int r = 0; r < R; ++r) {
+        float* yp = y + r * ldy + ob + o;
+        _mm512_storeu_ps(yp, _mm512_fmadd_ps(xs[r], wv, _mm512_loadu_ps(yp)));
+      }
+    }
+    if (mt) {
+      const __m512 wv = load16_masked<D>(wk, o, mt);
+      for (int r = 0; r < R; ++r) {
+        float* yp = y + r * ldy + ob + o;
+        _mm512_mask_storeu_ps(yp, mt, _mm512_fmadd_ps(xs[r], wv, _mm512_maskz_loadu_ps(mt, yp)));
+      }
+    }
+  }
+}
+
+template <DType D>
+void gemv_avx512_group(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy,
+                       int64_t ob, int64_t oe) {
+#define CML_CASE(R)                                                        \
+  case R:                                                                  \
+    if (w.transposed) return axpy_avx512<D, R>(w, x, ldx, y, ldy, ob, oe); \
+    return dot_avx512<D, R>(w, x, ldx, y, ldy, ob, oe);
+  switch (rows) {
+    CML_CASE(1)
+    CML_CASE(2)
+    CML_CASE(3)
+    CML_CASE(4)
+    CML_CASE(5)
+    CML_CASE(6)
+    CML_CASE(7)
+    CML_CASE(8)
+    default:
+      std::abort();
+  }
+#undef CML_CASE
+}
+#endif
+
+template <DType D>
+void gemv_group(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t ob,
+                int64_t oe) {
+#if defined(__x86_64__)
+  if (cpu_features().avx512) return gemv_avx512_group<D>(w, x, ldx, rows, y, ldy, ob, oe);
+#endif
+  if (w.transposed) return axpy_portable<D>(w, x, ldx, rows, y, ldy, ob, oe);
+  dot_portable<D>(w, x, ldx, rows, y, ldy, ob, oe);
+}
+
+void gemv_range(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t ob,
+                int64_t oe) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kGemvMaxRows) {
+    const int64_t rr = std::min(kGemvMaxRows, rows - r0);
+    const float* xg = x + r0 * ldx;
+    float* yg = y + r0 * ldy;
+    switch (w.dtype) {
+      case DType::kF32:
+        gemv_group<DType::kF32>(w, xg, ldx, rr, yg, ldy, ob, oe);
+        break;
+      case DType::kBF16:
+        gemv_group<DType::kBF16>(w, xg, ldx, rr, yg, ldy, ob, oe);
+        break;
+      case DType::kF16:
+        gemv_group<DType::kF16>(w, xg, ldx, rr, yg, ldy, ob, oe);
+        break;
+      default:
+        std::abort();
+    }
+  }
+}
+
+void blas_single_thread() {
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
+}
+
+// One column block [ob, oe) of the output through sgemm (converting half weights tile by tile).
+void blas_range(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t ob,
+                int64_t oe) {
+  const int64_t n = oe - ob;
+  if (w.dtype == DType::kF32) {
+    const float* W = static_cast<const float*>(w.data);
+    if (w.transposed) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(n),
+                  static_cast<int>(w.in), 1.0f, x, static_cast<int>(ldx), W + ob, static_cast<int>(w.out), 0.0f, y + ob,
+                  static_cast<int>(ldy));
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(n),
+                  static_cast<int>(w.in), 1.0f, x, static_cast<int>(ldx), W + ob * w.in, static_cast<int>(w.in), 0.0f,
+                  y + ob, static_cast<int>(ldy));
+    }
+    return;
+  }
+  const size_t esz = dtype_size(w.dtype);
+  constexpr int64_t kTileElems = 1 << 18;  // 1 MiB of f32 per tile
+  std::vector<float> tile;
+  if (w.transposed) {
+    // Tiles of whole input rows k0..k1, columns ob..oe: accumulate partial products.
+    const int64_t kt = std::max<int64_t>(1, kTileElems / std::max<int64_t>(1, n));
+    tile.resize(static_cast<size_t>(std::min(kt, w.in) * n));
+    for (int64_t k0 = 0; k0 < w.in; k0 += kt) {
+      const int64_t k1 = std::min(w.in, k0 + kt);
+      for (int64_t k = k0; k < k1; ++k) {
+        convert_to_f32(w.dtype, static_cast<const char*>(w.data) + static_cast<size_t>(k * w.out + ob) * esz,
+                       tile.data() + (k - k0) * n, n);
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(n),
+                  static_cast<int>(k1 - k0), 1.0f, x + k0, static_cast<int>(ldx), tile.data(), static_cast<int>(n),
+                  k0 == 0 ? 0.0f : 1.0f, y + ob, static_cast<int>(ldy));
+    }
+  } else {
+    const int64_t ot = std::max<int64_t>(1, kTileElems / std::max<int64_t>(1, w.in));
+    tile.resize(static_cast<size_t>(std::min(ot, n) * w.in));
+    for (int64_t o0 = ob; o0 < oe; o0 += ot) {
+      const int64_t o1 = std::min(oe, o0 + ot);
+      convert_to_f32(w.dtype, static_cast<const char*>(w.data) + static_cast<size_t>(o0 * w.in) * esz, tile.data(),
+                     (o1 - o0) * w.in);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(o1 - o0),
+                  static_cast<int>(w.in), 1.0f, x, static_cast<int>(ldx), tile.data(), static_cast<int>(w.in), 0.0f,
+                  y + o0, static_cast<int>(ldy));
+    }
+  }
+}
+
+}  // namespace
+
+const char* linear_isa() {
+#if defined(__x86_64__)
+  if (cpu_features().avx512) return "avx512";
+#endif
+  return "portable";
+}
+
+void linear_gemv(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy,
+                 ThreadPool* pool) {
+  if (rows <= 0 || w.out <= 0) return;
+  // Split output features; small ops run on the calling thread (waking workers costs ~µs).
+  const int64_t work = w.out * w.in * rows;
+  if (pool == nullptr || pool->size() == 1 || work < (1 << 16)) return gemv_range(w, x, ldx, rows, y, ldy, 0, w.out);
+  pool->parallel_for(w.out, 16, [&](int64_t b, int64_t e) { gemv_range(w, x, ldx, rows, y, ldy, b, e); });
+}
+
+void linear_blas(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy,
+                 ThreadPool* pool) {
+  if (rows <= 0 || w.out <= 0) return;
+  blas_single_thread();
+  if (w.in == 0) {
+    for (int64_t r = 0; r < rows; ++r) std::fill(y + r * ldy, y + r * ldy + w.out, 0.0f);
+    return;
+  }
+  if (pool == nullptr || pool->size() == 1 || w.out < 128) return blas_range(w, x, ldx, rows, y, ldy, 0, w.out);
+  pool->parallel_for(w.out, 64, [&](int64_t b, int64_t e) { blas_range(w, x, ldx, rows, y, ldy, b, e); });
+}
+
+void linear(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, ThreadPool* pool) {
+  if (rows <= kGemvMaxRows) return linear_gemv(w, x, ldx, rows, y, ldy, pool);
+  linear_blas(w, x, ldx, rows, y, ldy, pool);
+}
+
+}  // namespace cml::tensor

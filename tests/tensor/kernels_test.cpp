@@ -1,0 +1,296 @@
+// Kernels against naive double-precision references.
+#include "tensor/kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "tensor/half.h"
+#include "tensor/linear.h"
+#include "tensor/tensor.h"
+#include "tensor/thread_pool.h"
+
+namespace cml::tensor {
+namespace {
+
+std::vector<float> randv(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> d(-scale, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+TEST(Half, F16RoundTripsEveryValue) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float f = f16_to_f32(static_cast<uint16_t>(h));
+    if (std::isnan(f)) {
+      EXPECT_TRUE(std::isnan(f16_to_f32(f32_to_f16(f))));
+      continue;
+    }
+    ASSERT_EQ(f32_to_f16(f), h) << std::hex << h;
+  }
+}
+
+TEST(Half, F16KnownValuesAndRounding) {
+  EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
+  EXPECT_EQ(f32_to_f16(-2.0f), 0xc000);
+  EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);
+  EXPECT_EQ(f32_to_f16(1e6f), 0x7c00);                    // overflow to inf
+  EXPECT_EQ(f32_to_f16(5.960464477539063e-08f), 0x0001);  // smallest subnormal
+  EXPECT_EQ(f32_to_f16(2.0e-8f), 0x0000);
+  EXPECT_EQ(f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);  // tie rounds to even
+  EXPECT_EQ(f32_to_f16(1.0f + 3.0f / 2048), 0x3c02);
+  EXPECT_FLOAT_EQ(f16_to_f32(0x3555), 0.333251953125f);
+}
+
+TEST(Half, Bf16Rounding) {
+  EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(bf16_to_f32(0x3f80), 1.0f);
+  uint32_t u = 0x3f808000;  // exactly halfway between 0x3f80 and 0x3f81: to even
+  float f;
+  std::memcpy(&f, &u, 4);
+  EXPECT_EQ(f32_to_bf16(f), 0x3f80);
+  u = 0x3f818000;
+  std::memcpy(&f, &u, 4);
+  EXPECT_EQ(f32_to_bf16(f), 0x3f82);
+  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::nanf("")))));
+}
+
+TEST(Half, BulkConversionMatchesScalar) {
+  std::vector<uint16_t> h(1000);
+  for (size_t i = 0; i < h.size(); ++i) h[i] = static_cast<uint16_t>(i * 61 + 7);
+  std::vector<float> a(h.size()), b(h.size());
+  convert_to_f32(DType::kBF16, h.data(), a.data(), 1000);
+  convert_to_f32(DType::kF16, h.data(), b.data(), 1000);
+  for (size_t i = 0; i < h.size(); ++i) {
+    EXPECT_EQ(std::memcmp(&a[i], &(const float&)bf16_to_f32(h[i]), 4), 0);
+    const float s = f16_to_f32(h[i]);
+    if (!std::isnan(s)) EXPECT_EQ(b[i], s);
+  }
+}
+
+TEST(TensorType, OwnedBorrowedReshapeConvert) {
+  Tensor t = Tensor::zeros(DType::kF32, {2, 3});
+  EXPECT_EQ(t.numel(), 6);
+  EXPECT_EQ(t.nbytes(), 24u);
+  EXPECT_TRUE(t.owned());
+  t.mutable_data<float>()[5] = 2.5f;
+  auto r = t.reshape({3, 2});
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->data<float>()[5], 2.5f);  // shares storage
+  EXPECT_FALSE(t.reshape({4, 2}).is_ok());
+  auto h = t.to(DType::kBF16);
+  ASSERT_TRUE(h.is_ok());
+  EXPECT_EQ(h->data<uint16_t>()[5], f32_to_bf16(2.5f));
+  float buf[4] = {1, 2, 3, 4};
+  Tensor v = Tensor::borrow(DType::kF32, {4}, buf);
+  EXPECT_FALSE(v.owned());
+  EXPECT_FALSE(v.writable());
+  EXPECT_EQ(v.clone().data<float>()[3], 4.0f);
+  EXPECT_FALSE(checked_numel(std::vector<int64_t>{1LL << 40, 1LL << 40}).is_ok());
+  EXPECT_FALSE(Tensor::zeros(DType::kI32, {1}).to(DType::kF32).is_ok());
+}
+
+TEST(ThreadPoolTest, CoversEveryTaskOnce) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {1, 5, 16, 1000}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      pool.parallel_for(n, 16, [&](int64_t b, int64_t e) {
+        EXPECT_TRUE(b % 16 == 0);
+        for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+      });
+      for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+    }
+  }
+}
+
+void naive_linear(const std::vector<float>& w, int64_t out, int64_t in, bool transposed, const float* x, int64_t rows,
+                  std::vector<double>& y) {
+  y.assign(static_cast<size_t>(rows * out), 0.0);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t o = 0; o < out; ++o) {
+      double s = 0;
+      for (int64_t k = 0; k < in; ++k) {
+        s += static_cast<double>(x[r * in + k]) * w[static_cast<size_t>(transposed ? k * out + o : o * in + k)];
+      }
+      y[static_cast<size_t>(r * out + o)] = s;
+    }
+  }
+}
+
+struct LinearCase {
+  DType dtype;
+  bool transposed;
+};
+
+class LinearTest : public ::testing::TestWithParam<LinearCase> {};
+
+TEST_P(LinearTest, GemvAndBlasMatchNaive) {
+  const auto [dt, transposed] = GetParam();
+  ThreadPool pool(2);
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {17, 31}, {64, 48}, {130, 257}, {3, 1024}}) {
+    std::vector<float> wf = randv(static_cast<size_t>(out * in), 3);
+    std::vector<uint8_t> store(wf.size() * dtype_size(dt));
+    convert_from_f32(wf.data(), dt, store.data(), static_cast<int64_t>(wf.size()));
+    convert_to_f32(dt, store.data(), wf.data(), static_cast<int64_t>(wf.size()));  // the exact stored values
+    WeightView w{dt, store.data(), out, in, transposed};
+    for (int64_t rows : {1, 3, 8, 9, 20}) {
+      std::vector<float> x = randv(static_cast<size_t>(rows * in), 7);
+      std::vector<double> ref;
+      naive_linear(wf, out, in, transposed, x.data(), rows, ref);
+      for (int path = 0; path < 3; ++path) {
+        std::vector<float> y(static_cast<size_t>(rows * out), -1.0f);
+        if (path == 0) linear_gemv(w, x.data(), in, rows, y.data(), out, &pool);
+        if (path == 1) linear_blas(w, x.data(), in, rows, y.data(), out, &pool);
+        if (path == 2) linear(w, x.data(), in, rows, y.data(), out, nullptr);
+        for (size_t i = 0; i < y.size(); ++i) {
+          ASSERT_NEAR(y[i], ref[i], 1e-5 * in) << "path " << path << " " << out << "x" << in << " rows " << rows;
+        }
+      }
+    }
+  }
+}
+
+TEST_P(LinearTest, GemvRowsDoNotDependOnBatchOrThreads) {
+  const auto [dt, transposed] = GetParam();
+  const int64_t out = 77, in = 301;
+  std::vector<float> wf = randv(static_cast<size_t>(out * in), 5);
+  std::vector<uint8_t> store(wf.size() * dtype_size(dt));
+  convert_from_f32(wf.data(), dt, store.data(), static_cast<int64_t>(wf.size()));
+  WeightView w{dt, store.data(), out, in, transposed};
+  std::vector<float> x = randv(static_cast<size_t>(8 * in), 9);
+  ThreadPool pool(2);
+  std::vector<float> batch(static_cast<size_t>(8 * out));
+  linear_gemv(w, x.data(), in, 8, batch.data(), out, &pool);
+  for (int64_t r = 0; r < 8; ++r) {
+    std::vector<float> one(static_cast<size_t>(out));
+    linear_gemv(w, x.data() + r * in, in, 1, one.data(), out, nullptr);
+    ASSERT_EQ(0, std::memcmp(one.data(), batch.data() + r * out, static_cast<size_t>(out) * 4)) << "row " << r;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(All, LinearTest,
+                         ::testing::Values(LinearCase{DType::kF32, false}, LinearCase{DType::kF32, true},
+                                           LinearCase{DType::kF16, false}, LinearCase{DType::kF16, true},
+                                           LinearCase{DType::kBF16, false}, LinearCase{DType::kBF16, true}),
+                         [](const auto& i) {
+                           return std::string(dtype_name(i.param.dtype)) + (i.param.transposed ? "_T" : "");
+                         });
+
+TEST(Kernels, RmsNorm) {
+  const int64_t rows = 3, dim = 37;
+  auto x = randv(rows * dim, 1), w = randv(dim, 2);
+  std::vector<float> y(x.size());
+  rmsnorm(x.data(), w.data(), y.data(), rows, dim, 1e-5f);
+  for (int64_t r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (int64_t i = 0; i < dim; ++i) ss += double(x[r * dim + i]) * x[r * dim + i];
+    const double inv = 1.0 / std::sqrt(ss / dim + 1e-5);
+    for (int64_t i = 0; i < dim; ++i) EXPECT_NEAR(y[r * dim + i], w[i] * x[r * dim + i] * inv, 1e-5);
+  }
+}
+
+TEST(Kernels, LayerNorm) {
+  const int64_t rows = 2, dim = 50;
+  auto x = randv(rows * dim, 3, 4.0f), g = randv(dim, 4), b = randv(dim, 5);
+  for (auto& v : x) v += 3.0f;  // non-zero mean
+  std::vector<float> y(x.size());
+  layernorm(x.data(), g.data(), b.data(), y.data(), rows, dim, 1e-5f);
+  for (int64_t r = 0; r < rows; ++r) {
+    double m = 0, v = 0;
+    for (int64_t i = 0; i < dim; ++i) m += x[r * dim + i];
+    m /= dim;
+    for (int64_t i = 0; i < dim; ++i) v += (x[r * dim + i] - m) * (x[r * dim + i] - m);
+    v /= dim;
+    for (int64_t i = 0; i < dim; ++i) {
+      EXPECT_NEAR(y[r * dim + i], (x[r * dim + i] - m) / std::sqrt(v + 1e-5) * g[i] + b[i], 1e-5);
+    }
+  }
+}
+
+TEST(Kernels, SoftmaxStableAndNormalised) {
+  std::vector<float> x{1000.0f, 1001.0f, 999.0f, -1e30f};
+  softmax(x.data(), 4);
+  const double e0 = std::exp(-1.0), e2 = std::exp(-2.0), s = e0 + 1 + e2;
+  EXPECT_NEAR(x[0], e0 / s, 1e-6);
+  EXPECT_NEAR(x[1], 1 / s, 1e-6);
+  EXPECT_NEAR(x[2], e2 / s, 1e-6);
+  EXPECT_EQ(x[3], 0.0f);
+}
+
+TEST(Kernels, Activations) {
+  auto x = randv(101, 6, 6.0f);
+  auto g = x, s = x, sw = x;
+  auto up = randv(101, 7);
+  gelu_tanh(g.data(), 101);
+  silu(s.data(), 101);
+  swiglu(sw.data(), up.data(), 101);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double v = x[i];
+    EXPECT_NEAR(g[i], 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))), 1e-5);
+    EXPECT_NEAR(s[i], v / (1 + std::exp(-v)), 1e-5);
+    EXPECT_NEAR(sw[i], v / (1 + std::exp(-v)) * up[i], 1e-5);
+  }
+}
+
+TEST(Kernels, RopeBothStyles) {
+  const int64_t heads = 2, hd = 8, pos = 5;
+  RopeTable table(16, hd, 10000.0f);
+  for (auto style : {RopeStyle::kInterleaved, RopeStyle::kHalf}) {
+    auto x = randv(heads * hd, 8);
+    auto y = x;
+    table.apply(y.data(), heads, hd, pos, style);
+    for (int64_t h = 0; h < heads; ++h) {
+      for (int64_t i = 0; i < hd / 2; ++i) {
+        const double th = pos * std::pow(10000.0, -2.0 * i / hd);
+        const int64_t a = style == RopeStyle::kInterleaved ? 2 * i : i;
+        const int64_t b = style == RopeStyle::kInterleaved ? 2 * i + 1 : i + hd / 2;
+        const double x0 = x[h * hd + a], x1 = x[h * hd + b];
+        EXPECT_NEAR(y[h * hd + a], x0 * std::cos(th) - x1 * std::sin(th), 1e-5);
+        EXPECT_NEAR(y[h * hd + b], x0 * std::sin(th) + x1 * std::cos(th), 1e-5);
+      }
+    }
+  }
+  // Position 0 is the identity.
+  auto x = randv(hd, 9), y = x;
+  table.apply(y.data(), 1, hd, 0, RopeStyle::kInterleaved);
+  EXPECT_EQ(x, y);
+}
+
+TEST(Kernels, CausalGqaAttention) {
+  const AttentionShape s{4, 2, 8};
+  const int64_t start = 3, n = 4, ctx = start + n, kvd = s.n_kv_heads * s.head_dim, qd = s.n_heads * s.head_dim;
+  auto q = randv(n * qd, 10), k = randv(ctx * kvd, 11), v = randv(ctx * kvd, 12);
+  ThreadPool pool(2);
+  for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+    std::vector<float> out(static_cast<size_t>(n * qd));
+    attention(s, q.data(), qd, n, start, k.data(), v.data(), kvd, out.data(), qd, p);
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t h = 0; h < s.n_heads; ++h) {
+        const int64_t kh = h / 2, len = start + t + 1;
+        std::vector<double> sc(static_cast<size_t>(len));
+        double mx = -1e300, sum = 0;
+        for (int64_t j = 0; j < len; ++j) {
+          double d = 0;
+          for (int64_t i = 0; i < s.head_dim; ++i) d += double(q[t * qd + h * 8 + i]) * k[j * kvd + kh * 8 + i];
+          sc[j] = d / std::sqrt(8.0);
+          mx = std::max(mx, sc[j]);
+        }
+        for (auto& e : sc) sum += (e = std::exp(e - mx));
+        for (int64_t i = 0; i < s.head_dim; ++i) {
+          double o = 0;
+          for (int64_t j = 0; j < len; ++j) o += sc[j] / sum * v[j * kvd + kh * 8 + i];
+          EXPECT_NEAR(out[t * qd + h * 8 + i], o, 1e-5);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cml::tensor

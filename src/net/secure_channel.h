@@ -1,0 +1,182 @@
+// SecureChannel: an attested, encrypted, ordered message channel over any Stream.
+//
+// Handshake (handshake.h, docs/protocol.md §4): X25519 ephemeral keys and 32-byte nonces; each attesting
+// side produces evidence through its attest::Provider that binds its public key and nonce; the peer
+// verifies it with an attest::VerifierSet, checks the binding, and appraises the claims with the
+// caller's attest::Policy (the *peer's* expected measurements). The initiator offers AEAD suites in
+// preference order and the responder picks the first it accepts. Keys come from HKDF-SHA256 salted with
+// a transcript hash that covers everything both sides said (suites included, so no downgrade); both
+// sides send a Finished MAC, so each knows the other derived the same keys. In one-way mode only the
+// responder attests.
+//
+// Records (docs/protocol.md §5): every frame after the handshake is AEAD-sealed; nonce = 0^4 ‖ seq(u64
+// BE), AAD = the 13-byte frame header ‖ session id; sequences are strictly consecutive per direction, so
+// a replayed, reordered or dropped frame fails; a stream that ends without a Shutdown record is reported
+// as truncated. Each direction switches to a fresh key (KeyUpdate) before a record or byte limit.
+// Tensors larger than one record travel as a kTensor frame (sub-header) followed by kTensorChunk frames;
+// the receiver checks the declared size against its bound before allocating, and decrypts each chunk in
+// place in the destination buffer.
+//
+// Threads (blocking I/O, one thread per connection; see stream.h): after the handshake, one thread may
+// send while another receives. Send functions must not be called concurrently with each other, nor
+// recv with recv. abort() is thread-safe. Accessors are safe from any thread once established.
+//
+// Errors: any authentication, sequence or format failure on receive is sticky (every later recv
+// returns it); the caller should drop the channel.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attest/attest.h"
+#include "base/bytes.h"
+#include "base/clock.h"
+#include "base/status.h"
+#include "crypto/aead.h"
+#include "net/frame.h"
+#include "net/handshake.h"
+#include "net/stream.h"
+#include "net/tensor_codec.h"
+
+namespace cml::net {
+
+struct ChannelConfig {
+  // Own evidence. Required for the responder, and for the initiator in mutual mode; must outlive the
+  // handshake.
+  attest::Provider* provider = nullptr;
+  // Verifiers for the peer's evidence (required unless this side is the responder of a one-way session).
+  std::shared_ptr<const attest::VerifierSet> verifiers;
+  // Applied to the peer's verified claims: the peer's expected measurements, debug, TCB.
+  attest::Policy peer_policy;
+  // Wall clock for evidence verification.
+  const Clock* clock = &Clock::system();
+
+  // Initiator: mode to request. Responder: kOneWay here means "accept initiators without evidence";
+  // kMutual refuses them.
+  HandshakeMode mode = HandshakeMode::kMutual;
+  // Initiator: suites offered in preference order. Responder: suites it accepts.
+  std::vector<crypto::AeadSuite> suites = {crypto::AeadSuite::kAes256Gcm, crypto::AeadSuite::kChaCha20Poly1305};
+
+  Duration handshake_timeout = std::chrono::seconds(10);
+  // Largest frame payload this side accepts (advertised in the handshake; the peer never sends more).
+  uint32_t max_record_payload = 4u << 20;
+  // Largest Data message accepted (≤ max_record_payload − 16).
+  uint32_t max_data_size = 1u << 20;
+  // Largest tensor accepted (data bytes); checked before allocating.
+  uint64_t max_tensor_size = uint64_t(2) << 30;
+  // Switch to the next key of a direction after this many records or plaintext bytes (whichever first).
+  uint64_t rekey_after_records = uint64_t(1) << 24;
+  uint64_t rekey_after_bytes = uint64_t(1) << 36;
+};
+
+// Validates the configuration for a role (missing provider/verifiers, empty suites, limits).
+Status validate_config(const ChannelConfig& config, bool initiator);
+
+// What recv() returns.
+struct Message {
+  enum class Kind { kData, kTensor, kShutdown };
+  Kind kind = Kind::kData;
+  Bytes data;     // kData payload
+  Tensor tensor;  // kTensor
+
+  Sentinel sentinel(std::string* reason = nullptr) const {
+    return kind == Kind::kData ? classify_sentinel(data, reason) : Sentinel::kNone;
+  }
+};
+
+struct ChannelStats {
+  uint64_t records_sent = 0;
+  uint64_t records_received = 0;
+  uint64_t bytes_sent = 0;  // plaintext
+  uint64_t bytes_received = 0;
+  uint64_t key_updates_sent = 0;
+  uint64_t key_updates_received = 0;
+  uint64_t heartbeats_received = 0;
+  Duration handshake_time{};
+};
+
+class SecureChannel {
+ public:
+  // Runs the initiator's side of the handshake on `stream` (deadline: config.handshake_timeout).
+  static Result<std::unique_ptr<SecureChannel>> connect(std::unique_ptr<Stream> stream, const ChannelConfig& config);
+  // Runs the responder's side.
+  static Result<std::unique_ptr<SecureChannel>> accept(std::unique_ptr<Stream> stream, const ChannelConfig& config);
+
+  ~SecureChannel();
+  SecureChannel(const SecureChannel&) = delete;
+  SecureChannel& operator=(const SecureChannel&) = delete;
+
+  // ---- sending (one thread) ----
+  // A Data record (at most the peer's limit minus the tag).
+  Status send_data(ByteSpan data, Deadline deadline);
+  // A tensor: one record if it fits, else a kTensor record and kTensorChunk records. Zero-copy from
+  // the view's memory into the sealed frame buffer for the chunks.
+  Status send_tensor(const TensorView& tensor, Deadline deadline);
+  Status send_end(Deadline deadline) { return send_data(as_bytes(kEndSentinel), deadline); }
+  Status send_err(std::string_view reason, Deadline deadline);
+  Status send_heartbeat(Deadline deadline);
+  // Tells the peer this side is aborting (reason ≤ 1 KiB, UTF-8); no more sends afterwards.
+  Status send_error(std::string_view reason, Deadline deadline);
+  // Clean close of the sending direction: a Shutdown record, then a half-close of the stream (all
+  // written bytes are flushed to the peer first). No more sends afterwards.
+  Status shutdown(Deadline deadline);
+  // Forces a KeyUpdate now (normally automatic).
+  Status update_key(Deadline deadline);
+
+  // ---- receiving (one thread) ----
+  // The next Data, Tensor or Shutdown. Heartbeats are consumed and counted. `out` is reused (its
+  // buffers keep their capacity). A peer Error record returns ABORTED with the peer's reason. After
+  // Shutdown every call returns kShutdown again.
+  Status recv(Message& out, Deadline deadline);
+
+  // Unblocks both directions (stream abort). Thread-safe.
+  void abort();
+
+  // ---- after the handshake (any thread) ----
+  bool is_initiator() const { return initiator_; }
+  crypto::AeadSuite suite() const { return suite_; }
+  const SessionId& session_id() const { return session_id_; }
+  // The peer's verified claims; empty for the responder of a one-way session.
+  const std::optional<attest::Claims>& peer_claims() const { return peer_claims_; }
+  // The largest plaintext the peer accepts in one Data record.
+  size_t max_send_data() const;
+  ChannelStats stats() const;
+  Stream& stream() { return *stream_; }
+
+ private:
+  struct Direction;
+  SecureChannel(std::unique_ptr<Stream> stream, const ChannelConfig& config, bool initiator);
+  Status run_initiator();
+  Status run_responder();
+  Status install_keys(KeySchedule& ks, crypto::AeadSuite suite, uint32_t peer_max_payload);
+  Status send_record(MsgType type, uint8_t flags, ByteSpan plaintext, Deadline deadline);
+  Status send_record_gather(MsgType type, uint8_t flags, ByteSpan head, ByteSpan body, Deadline deadline);
+  Status maybe_rekey(Deadline deadline);
+  Status recv_one(Message& out, Deadline deadline);
+  Status read_record_header(FrameHeader& h, Deadline deadline, bool at_boundary);
+  Status open_record_into(const FrameHeader& h, MutableByteSpan plaintext_out, Deadline deadline);
+  Status fail_recv(Status st);
+
+  std::unique_ptr<Stream> stream_;
+  ChannelConfig config_;
+  bool initiator_;
+  crypto::AeadSuite suite_ = crypto::AeadSuite::kAes256Gcm;
+  SessionId session_id_{};
+  std::optional<attest::Claims> peer_claims_;
+  uint32_t peer_max_payload_ = 0;
+  std::unique_ptr<Direction> tx_;
+  std::unique_ptr<Direction> rx_;
+  Status recv_error_;
+  bool send_closed_ = false;
+  bool peer_shutdown_ = false;
+  bool idle_timeout_ = false;  // the last recv timed out before reading any byte of a record
+  Duration handshake_time_{};
+  std::atomic<uint64_t> heartbeats_received_{0};
+};
+
+}  // namespace cml::net

@@ -6,6 +6,9 @@
 
 #include "crypto/secret.h"
 #include "groupcover/linalg.h"
+#include "tensor/half.h"
+#include "groupcover/model_bundle.h"
+#include <map>
 #include "groupcover/rng.h"
 
 namespace cml::groupcover {
@@ -27,9 +30,9 @@ float load_weight(const model::LinearPart& p, int64_t row, int64_t col) {
   const int64_t idx = p.transposed ? col * p.out_features + row : row * p.in_features + col;
   switch (p.dtype) {
     case tensor::DType::kF16:
-      return f16_to_f32(static_cast<const uint16_t*>(p.weight)[idx]);
+      return tensor::f16_to_f32(static_cast<const uint16_t*>(p.weight)[idx]);
     case tensor::DType::kBF16:
-      return bf16_to_f32(static_cast<const uint16_t*>(p.weight)[idx]);
+      return tensor::bf16_to_f32(static_cast<const uint16_t*>(p.weight)[idx]);
     default:
       return static_cast<const float*>(p.weight)[idx];
   }
@@ -64,6 +67,9 @@ GroupCoverBackend::GroupCoverBackend(BackendConfig config, std::shared_ptr<const
       worker_(std::move(worker)),
       connect_(std::move(connect)) {}
 
+GroupCoverBackend::GroupCoverBackend(BackendConfig config, ObfuscationConfig obfuscation, LinkFactory connect)
+    : config_(std::move(config)), obfuscation_(obfuscation), session_mode_(true), connect_(std::move(connect)) {}
+
 GroupCoverBackend::~GroupCoverBackend() {
   {
     std::lock_guard lock(refill_mu_);
@@ -77,11 +83,26 @@ GroupCoverBackend::~GroupCoverBackend() {
 Result<model::LinearId> GroupCoverBackend::add(std::span<const model::LinearPart> parts) {
   if (finalized_) return invalid_argument("groupcover backend: add() after finalize()");
   if (parts.empty() || parts.size() > kMaxRequestParts) return invalid_argument("groupcover backend: bad part count");
-  auto names = secrets_->by_name();
+  std::map<std::string, size_t> names;
+  if (!session_mode_) names = secrets_->by_name();
   Op op;
   op.in = parts[0].in_features;
   for (const auto& lp : parts) {
     if (lp.in_features != op.in) return invalid_argument("groupcover backend: parts of one op differ in in_features");
+    if (lp.weight == nullptr || lp.out_features < 1 || lp.in_features < 1 || lp.out_features > kMaxBundleDim ||
+        lp.in_features > kMaxBundleDim)
+      return invalid_argument("groupcover backend: part '" + lp.name + "' has no weights or bad dimensions");
+    if (lp.dtype != tensor::DType::kF32 && lp.dtype != tensor::DType::kF16 && lp.dtype != tensor::DType::kBF16)
+      return invalid_argument("groupcover backend: part '" + lp.name + "' must be F32, F16 or BF16");
+    if (session_mode_) {
+      auto part = std::make_unique<Part>();
+      part->lp = lp;
+      op.col_off.push_back(op.out);
+      op.out += lp.out_features;
+      op.parts.push_back(parts_.size());
+      parts_.push_back(std::move(part));
+      continue;
+    }
     auto it = names.find(lp.name);
     if (it == names.end())
       return not_found("groupcover: no obfuscation secrets for tensor '" + lp.name + "' (obfuscate this model first)");
@@ -110,15 +131,52 @@ int64_t GroupCoverBackend::out_features(model::LinearId id) const {
   return ops_[id].out;
 }
 
+Status GroupCoverBackend::obfuscate_parts() {
+  std::vector<NamedMatrix> named;
+  for (auto& p : parts_) {
+    NamedMatrix m;
+    m.name = p->lp.name;
+    m.w = {p->lp.weight, p->lp.dtype, p->lp.out_features, p->lp.in_features, p->lp.transposed};
+    if (p->lp.out_features == 1) {
+      // One output row cannot be mixed with anything: add a random decoy row of the same norm.
+      CML_ASSIGN_OR_RETURN(std::vector<float> row, to_f32_rows(m.w));
+      SecureRng rng;
+      double norm = 0;
+      for (float f : row) norm += double(f) * f;
+      std::vector<float> decoy(row.size());
+      double dn = 0;
+      for (float& f : decoy) {
+        f = float(rng.normal());
+        dn += double(f) * f;
+      }
+      const double k = norm > 0 ? std::sqrt(norm / dn) : 1.0;
+      for (float& f : decoy) f = float(f * k);
+      row.insert(row.end(), decoy.begin(), decoy.end());
+      padded_.push_back(std::move(row));
+      m.w = {padded_.back().data(), tensor::DType::kF32, 2, p->lp.in_features, false};
+    }
+    named.push_back(m);
+  }
+  CML_ASSIGN_OR_RETURN(ObfuscatedModel om, obfuscate_model(named, obfuscation_));
+  secrets_ = om.secrets;
+  worker_ = om.worker;
+  for (size_t i = 0; i < parts_.size(); ++i) {
+    parts_[i]->entry = &secrets_->entries[i];
+    parts_[i]->w2 = &worker_->matrices[i];
+  }
+  return ok_status();
+}
+
 Status GroupCoverBackend::finalize() {
   if (finalized_) return ok_status();
+  if (session_mode_) CML_RETURN_IF_ERROR(obfuscate_parts());
   if (secrets_->worker_digest != worker_->digest)
     return invalid_argument("groupcover: worker bundle does not match the TEE bundle (digest differs)");
   if (!(config_.mask_scale >= 1.0)) return invalid_argument("groupcover: mask scale must be ≥ 1");
   for (const auto& m : worker_->matrices) shapes_.shapes.emplace_back(m.out, m.in);
   SecureRng rng;
   for (auto& p : parts_) {
-    const int64_t out = p->lp.out_features, in = p->lp.in_features;
+    const int64_t out = p->w2->out, in = p->lp.in_features;  // out > lp.out_features for a decoy-padded part
     const MatrixSecrets& sec = p->entry->secrets;
     if (config_.verify_against_model && p->lp.weight) {
       // restore(W''·x̃) must equal W·x for a random x: catches secrets of another model.
@@ -128,7 +186,7 @@ Status GroupCoverBackend::finalize() {
       gemm_abt(xt.data(), p->w2->data, z.data(), 1, out, in);
       restore_rows(sec, z.data(), nullptr, nullptr, 1, nullptr, y.data(), out);
       double num = 0, den = 0;
-      for (int64_t i = 0; i < out; ++i) {
+      for (int64_t i = 0; i < p->lp.out_features; ++i) {
         double ref = 0;
         for (int64_t j = 0; j < in; ++j) ref += double(load_weight(p->lp, i, j)) * x[size_t(j)];
         num += (ref - y[size_t(i)]) * (ref - y[size_t(i)]);
@@ -156,13 +214,14 @@ Status GroupCoverBackend::finalize() {
     }
     if (config_.on_mismatch == OnMismatch::kLocal) {
       if (!p->lp.weight) return invalid_argument("groupcover: local fallback needs the model's weights");
-      p->local_w.resize(size_t(out * in));
-      for (int64_t i = 0; i < out; ++i)
+      p->local_w.resize(size_t(p->lp.out_features * in));
+      for (int64_t i = 0; i < p->lp.out_features; ++i)
         for (int64_t j = 0; j < in; ++j) p->local_w[size_t(i * in + j)] = load_weight(p->lp, i, j);
     }
     p->pool = std::make_unique<MaskPool>(*p->w2, config_.pool_capacity, config_.refill_batch);
   }
   finalized_ = true;
+  if (parts_.empty()) return ok_status();
   refill_thread_ = std::thread([this] { refill_loop(); });
   std::lock_guard lock(link_mu_);
   return ensure_link(Deadline::after(std::max<Duration>(config_.timeout, std::chrono::minutes(5))));
@@ -244,10 +303,14 @@ Status GroupCoverBackend::exchange(const Op& op, int64_t rows, Deadline deadline
   ComputeRequest req;
   req.id = next_id_++;
   req.rows = uint32_t(rows);
-  for (size_t pi : op.parts) req.parts.push_back(parts_[pi]->entry->index);
+  uint64_t out_total = 0;
+  for (size_t pi : op.parts) {
+    req.parts.push_back(parts_[pi]->entry->index);
+    out_total += parts_[pi]->w2->out;
+  }
   CML_RETURN_IF_ERROR(link_->send(encode_compute(req), send_buf_, deadline));
   bytes_sent_ += send_buf_.size() * 4;
-  CML_RETURN_IF_ERROR(link_->recv(reply_, uint64_t(rows) * uint64_t(op.out), deadline));
+  CML_RETURN_IF_ERROR(link_->recv(reply_, uint64_t(rows) * out_total, deadline));
   auto type = peek_type(reply_.header);
   if (!type.is_ok()) return type.status();
   if (*type == MsgType::kError) {
@@ -261,7 +324,7 @@ Status GroupCoverBackend::exchange(const Op& op, int64_t rows, Deadline deadline
 }
 
 bool GroupCoverBackend::check_freivalds(const Part& p, const float* z, const float* zz, int64_t rows) {
-  const int64_t in = p.lp.in_features, out = p.lp.out_features;
+  const int64_t in = p.lp.in_features, out = p.w2->out;
   bool ok = true;
   for (int64_t t = 0; t < rows; ++t) {
     const float* zi = z + t * in;
@@ -302,7 +365,7 @@ Status GroupCoverBackend::run(model::LinearId id, const float* x, int64_t rows, 
   int64_t total_in = 0, total_out = 0;
   for (size_t pi : op.parts) {
     total_in += rows * parts_[pi]->lp.in_features;
-    total_out += rows * parts_[pi]->lp.out_features;
+    total_out += rows * parts_[pi]->w2->out;
   }
   send_buf_.resize(size_t(total_in));
   mask_u_.resize(size_t(total_out));
@@ -311,7 +374,7 @@ Status GroupCoverBackend::run(model::LinearId id, const float* x, int64_t rows, 
   int64_t off_in = 0, off_out = 0;
   for (size_t k = 0; k < op.parts.size(); ++k) {
     Part& p = *parts_[op.parts[k]];
-    const int64_t in = p.lp.in_features, out = p.lp.out_features;
+    const int64_t in = p.lp.in_features, out = p.w2->out;
     float* z = send_buf_.data() + off_in;
     permute_rows(p.entry->secrets, x, rows, z);
     mask_r_.resize(size_t(rows * in));
@@ -356,7 +419,7 @@ Status GroupCoverBackend::run(model::LinearId id, const float* x, int64_t rows, 
       const Part& p = *parts_[op.parts[k]];
       ok = check_freivalds(p, send_buf_.data() + off_in, reply_.payload.data() + off_out, rows) && ok;
       off_in += rows * p.lp.in_features;
-      off_out += rows * p.lp.out_features;
+      off_out += rows * p.w2->out;
     }
     if (!ok) {
       ++ffail_;
@@ -377,9 +440,19 @@ Status GroupCoverBackend::run(model::LinearId id, const float* x, int64_t rows, 
     const Part& p = *parts_[op.parts[k]];
     const float* bias =
         p.lp.bias ? p.lp.bias : (p.entry->secrets.bias.empty() ? nullptr : p.entry->secrets.bias.data());
-    restore_rows(p.entry->secrets, reply_.payload.data() + off_out, mask_u_.data() + off_out,
-                 scale_buf_.data() + k * size_t(rows), rows, bias, y + op.col_off[k], op.out);
-    off_out += rows * p.lp.out_features;
+    const int64_t w_out = p.w2->out, out = p.lp.out_features;
+    if (w_out == out) {
+      restore_rows(p.entry->secrets, reply_.payload.data() + off_out, mask_u_.data() + off_out,
+                   scale_buf_.data() + k * size_t(rows), rows, bias, y + op.col_off[k], op.out);
+    } else {  // decoy-padded part: restore all rows, keep the real ones
+      restore_tmp_.resize(size_t(rows * w_out));
+      restore_rows(p.entry->secrets, reply_.payload.data() + off_out, mask_u_.data() + off_out,
+                   scale_buf_.data() + k * size_t(rows), rows, nullptr, restore_tmp_.data(), w_out);
+      for (int64_t t = 0; t < rows; ++t)
+        for (int64_t i = 0; i < out; ++i)
+          y[t * op.out + op.col_off[k] + i] = restore_tmp_[size_t(t * w_out + i)] + (bias ? bias[i] : 0.0f);
+    }
+    off_out += rows * w_out;
   }
   wipe(mask_u_);
   return ok_status();

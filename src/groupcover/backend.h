@@ -54,9 +54,14 @@ struct BackendStats {
 
 class GroupCoverBackend final : public model::LinearBackend {
  public:
-  // `worker` must be the bundle whose digest the secrets name (checked in finalize()).
+  // Offline mode: secrets from `cml groupcover obfuscate`. `worker` must be the bundle whose digest the
+  // secrets name (checked in finalize()); parts are looked up by tensor name.
   GroupCoverBackend(BackendConfig config, std::shared_ptr<const TeeSecrets> secrets,
                     std::shared_ptr<const WorkerBundle> worker, LinkFactory connect);
+  // Session mode: finalize() obfuscates every registered part itself, with fresh randomness, inside the
+  // TEE (no bundle files; the worker receives W'' at registration). Parts with a single output row get
+  // one random decoy row so that they can be mixed too.
+  GroupCoverBackend(BackendConfig config, ObfuscationConfig obfuscation, LinkFactory connect);
   ~GroupCoverBackend() override;
 
   std::string name() const override { return "groupcover"; }
@@ -80,7 +85,13 @@ class GroupCoverBackend final : public model::LinearBackend {
   bool check_freivalds(const Part& p, const float* z, const float* zz, int64_t rows);
   void run_local(const Op& op, const float* x, int64_t rows, float* y);
 
+  Status obfuscate_parts();
+
   BackendConfig config_;
+  ObfuscationConfig obfuscation_;
+  bool session_mode_ = false;
+  std::vector<std::vector<float>> padded_;  // session mode: f32 copies of single-row parts plus a decoy
+  std::vector<float> restore_tmp_;
   std::shared_ptr<const TeeSecrets> secrets_;
   std::shared_ptr<const WorkerBundle> worker_;
   LinkFactory connect_;

@@ -95,30 +95,4 @@ void gemm_abt(const float* a, const float* b, float* c, int64_t m, int64_t n, in
               blasint(k), beta, c, blasint(n));
 }
 
-float f16_to_f32(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1Fu;
-  const uint32_t mant = h & 0x3FFu;
-  float out;
-  if (exp == 0) {
-    out = std::ldexp(float(mant), -24);
-    return sign ? -out : out;
-  }
-  uint32_t bits;
-  if (exp == 31) {
-    bits = sign | 0x7F800000u | (mant << 13);
-  } else {
-    bits = sign | ((exp + 112) << 23) | (mant << 13);
-  }
-  std::memcpy(&out, &bits, 4);
-  return out;
-}
-
-float bf16_to_f32(uint16_t h) {
-  const uint32_t bits = uint32_t(h) << 16;
-  float out;
-  std::memcpy(&out, &bits, 4);
-  return out;
-}
-
 }  // namespace cml::groupcover

@@ -20,8 +20,4 @@ double condition_number(std::span<const double> a, int k);
 // C[m×n] = A[m×k] · B[n×k]ᵀ (row-major, float32, OpenBLAS sgemm). `beta` scales the old C.
 void gemm_abt(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, float beta = 0.0f);
 
-// Converts one element of an F16 / BF16 value to float.
-float f16_to_f32(uint16_t h);
-float bf16_to_f32(uint16_t h);
-
 }  // namespace cml::groupcover

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "groupcover/linalg.h"
+#include "tensor/half.h"
 #include "groupcover/rng.h"
 
 namespace cml::groupcover {
@@ -135,9 +136,9 @@ Result<std::vector<float>> to_f32_rows(const MatrixView& w) {
       case tensor::DType::kF32:
         return static_cast<const float*>(w.data)[idx];
       case tensor::DType::kF16:
-        return f16_to_f32(static_cast<const uint16_t*>(w.data)[idx]);
+        return tensor::f16_to_f32(static_cast<const uint16_t*>(w.data)[idx]);
       case tensor::DType::kBF16:
-        return bf16_to_f32(static_cast<const uint16_t*>(w.data)[idx]);
+        return tensor::bf16_to_f32(static_cast<const uint16_t*>(w.data)[idx]);
       default:
         return 0.0f;
     }

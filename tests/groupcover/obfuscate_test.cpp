@@ -7,6 +7,7 @@
 #include <set>
 
 #include "groupcover/linalg.h"
+#include "tensor/half.h"
 #include "test_util.h"
 
 namespace cml::groupcover {
@@ -26,9 +27,9 @@ TEST(Linalg, InverseAndCondition) {
   std::vector<double> sing = {1, 2, 2, 4};
   EXPECT_FALSE(invert_small(sing, 2, inv));
   EXPECT_FALSE(std::isfinite(condition_number(sing, 2)));
-  EXPECT_EQ(f16_to_f32(0x3C00), 1.0f);
-  EXPECT_EQ(f16_to_f32(0xC000), -2.0f);
-  EXPECT_EQ(bf16_to_f32(0x3F80), 1.0f);
+  EXPECT_EQ(tensor::f16_to_f32(0x3C00), 1.0f);
+  EXPECT_EQ(tensor::f16_to_f32(0xC000), -2.0f);
+  EXPECT_EQ(tensor::bf16_to_f32(0x3F80), 1.0f);
 }
 
 TEST(Obfuscate, GroupsPartitionRowsIntoDissimilarGroups) {

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <map>
 
 #include "support/test_support.h"
 
@@ -128,6 +129,78 @@ TEST(Safetensors, HostileFilesAreRejectedWithClearErrors) {
   std::vector<SafetensorsTensor> ts = {{"a", tensor::DType::kF32, {2}, body}};
   Bytes img = *write_safetensors(ts);
   for (size_t n = 0; n < img.size(); ++n) EXPECT_FALSE(parse_safetensors(ByteSpan(img.data(), n)).is_ok()) << n;
+}
+
+}  // namespace
+}  // namespace cml::model
+
+namespace cml::model {
+namespace {
+
+uint16_t bf16_round(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return static_cast<uint16_t>((u + 0x7FFF + ((u >> 16) & 1)) >> 16);  // round to nearest even (no NaNs here)
+}
+
+// The committed GPT-2 fixture (tools/make_gpt2_fixture.py): names, shapes and dtypes as Hugging Face writes
+// them, and the BF16 copy equal to the F32 weights rounded to nearest even.
+TEST(Safetensors, Gpt2TinyFixture) {
+  const std::string dir = std::string(CML_SOURCE_DIR) + "/tests/data/gpt2_tiny/";
+  auto f32 = open_weight_file(dir + "model.safetensors");
+  auto bf16 = open_weight_file(dir + "model_bf16.safetensors");
+  auto ref = open_weight_file(dir + "reference.safetensors");
+  ASSERT_TRUE(f32.is_ok()) << f32.status().to_string();
+  ASSERT_TRUE(bf16.is_ok()) << bf16.status().to_string();
+  ASSERT_TRUE(ref.is_ok()) << ref.status().to_string();
+  const int64_t V = 256, P = 32, E = 48, L = 4, T = 12;
+  using S = std::vector<int64_t>;
+  std::map<std::string, S> expect = {
+      {"wte.weight", {V, E}}, {"wpe.weight", {P, E}}, {"ln_f.weight", {E}}, {"ln_f.bias", {E}}};
+  for (int l = 0; l < L; ++l) {
+    const std::string h = "h." + std::to_string(l) + ".";
+    expect[h + "ln_1.weight"] = {E}, expect[h + "ln_1.bias"] = {E};
+    expect[h + "ln_2.weight"] = {E}, expect[h + "ln_2.bias"] = {E};
+    expect[h + "attn.bias"] = {1, 1, P, P};
+    expect[h + "attn.c_attn.weight"] = {E, 3 * E}, expect[h + "attn.c_attn.bias"] = {3 * E};
+    expect[h + "attn.c_proj.weight"] = {E, E}, expect[h + "attn.c_proj.bias"] = {E};
+    expect[h + "mlp.c_fc.weight"] = {E, 4 * E}, expect[h + "mlp.c_fc.bias"] = {4 * E};
+    expect[h + "mlp.c_proj.weight"] = {4 * E, E}, expect[h + "mlp.c_proj.bias"] = {E};
+  }
+  EXPECT_EQ((*f32)->tensors().size(), expect.size());
+  EXPECT_EQ((*f32)->meta_string("format"), "pt");
+  size_t bf16_count = 0;
+  for (const auto& [name, shape] : expect) {
+    SCOPED_TRACE(name);
+    const TensorRef* t = (*f32)->find(name);
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(t->dtype, tensor::DType::kF32);
+    EXPECT_EQ(t->shape, shape);
+    if (name.ends_with(".attn.bias")) {
+      EXPECT_EQ((*bf16)->find("transformer." + name), nullptr);  // mask buffers only in the F32 file
+      continue;
+    }
+    const TensorRef* b = (*bf16)->find("transformer." + name);
+    ASSERT_NE(b, nullptr);
+    ++bf16_count;
+    EXPECT_EQ(b->dtype, tensor::DType::kBF16);
+    EXPECT_EQ(b->shape, shape);
+    const auto* fp = static_cast<const float*>(t->data);
+    const auto* bp = static_cast<const uint16_t*>(b->data);
+    for (int64_t i = 0; i < t->numel(); ++i) ASSERT_EQ(bp[i], bf16_round(fp[i])) << i;
+  }
+  EXPECT_EQ((*bf16)->tensors().size(), bf16_count);
+  const TensorRef* tokens = (*ref)->find("tokens");
+  ASSERT_NE(tokens, nullptr);
+  EXPECT_EQ(tokens->dtype, tensor::DType::kI32);
+  EXPECT_EQ(tokens->shape, (S{T}));
+  for (int64_t i = 0; i < T; ++i) {
+    EXPECT_GE(static_cast<const int32_t*>(tokens->data)[i], 0);
+    EXPECT_LT(static_cast<const int32_t*>(tokens->data)[i], V);
+  }
+  EXPECT_EQ((*ref)->find("logits")->shape, (S{T, V}));
+  EXPECT_EQ((*ref)->find("logits_bf16")->shape, (S{T, V}));
+  for (int k = 0; k <= L; ++k) EXPECT_EQ((*ref)->find("hidden." + std::to_string(k))->shape, (S{T, E}));
 }
 
 }  // namespace

@@ -1,11 +1,10 @@
 // `cml groupcover keygen | obfuscate | audit | generate`: offline obfuscation of a model into a worker
 // bundle and a sealed TEE bundle, the attacker's-eye audit, and a greedy generation with offload.
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "apps/cml/commands.h"
 #include "apps/cml/offload_flags.h"
@@ -115,12 +114,9 @@ void audit(const ObfFlags& f) {
     unknown = std::max(unknown, m.best_cos_perm_unknown_max);
     perm = std::max(perm, m.perm_recovered_fraction);
   }
-  nlohmann::json s = {{"matrices", rep->matrices.size()},
-                      {"worst_best_cos_perm_known", known},
-                      {"worst_best_cos_perm_unknown", unknown},
-                      {"worst_perm_recovered_fraction", perm},
-                      {"transcript", j["transcript"]},
-                      {"masks", j["masks"]},
+  nlohmann::json s = {{"matrices", rep->matrices.size()},       {"worst_best_cos_perm_known", known},
+                      {"worst_best_cos_perm_unknown", unknown}, {"worst_perm_recovered_fraction", perm},
+                      {"transcript", j["transcript"]},          {"masks", j["masks"]},
                       {"report", f.out + "/audit.json"}};
   std::printf("%s\n", s.dump(2).c_str());
 }
@@ -172,7 +168,8 @@ void generate(const GenFlags& f) {
 }
 
 const CommandRegistrar kGroupCover("groupcover", [](CLI::App& root) {
-  auto* gc = root.add_subcommand("groupcover", "GroupCover: obfuscated offload of weight products to an untrusted worker");
+  auto* gc =
+      root.add_subcommand("groupcover", "GroupCover: obfuscated offload of weight products to an untrusted worker");
   gc->require_subcommand(1);
 
   auto* kg = gc->add_subcommand("keygen", "Write a fresh 32-byte operator key (hex) for sealing TEE bundles");
@@ -186,7 +183,8 @@ const CommandRegistrar kGroupCover("groupcover", [](CLI::App& root) {
   ob->add_option("--out", f->out, "Output directory")->required();
   ob->add_option("--key-file", f->key_file, "Operator key (32 raw bytes or 64 hex); see keygen")->required();
   ob->add_option("--group-size", f->group_size, "Rows mixed together (power of two)")->capture_default_str();
-  ob->add_option("--max-condition", f->max_condition, "Redraw mixes above this condition number")->capture_default_str();
+  ob->add_option("--max-condition", f->max_condition, "Redraw mixes above this condition number")
+      ->capture_default_str();
   ob->add_option("--max-dominance", f->max_dominance, "Redraw mixes keeping a row this close in direction")
       ->capture_default_str();
   ob->add_option("--only", f->only, "Only tensors whose name contains this");

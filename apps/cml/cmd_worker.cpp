@@ -1,6 +1,5 @@
 // `cml worker --listen ADDR [--threads N]`: the untrusted GroupCover worker (see src/groupcover/worker.h).
 #include <CLI/CLI.hpp>
-
 #include <csignal>
 #include <cstdio>
 #include <memory>

@@ -210,7 +210,8 @@ void to_json(nlohmann::json& j, const AuditReport& r) {
                      {"max_cos_masked_input_vs_activation", r.max_cos_input_vs_unpermuted},
                      {"max_cos_masked_input_vs_weight_row", r.max_cos_input_vs_weight_row},
                      {"max_cos_mixed_output_vs_true_output", r.max_cos_output_vs_true_output}};
-  j["masks"] = {{"drawn", r.masks_drawn}, {"duplicates", r.mask_duplicates}, {"duplicate_worker_inputs", r.input_duplicates}};
+  j["masks"] = {
+      {"drawn", r.masks_drawn}, {"duplicates", r.mask_duplicates}, {"duplicate_worker_inputs", r.input_duplicates}};
   j["obfuscation"] = {{"max_condition", r.obfuscation.max_condition},
                       {"max_self_cos", r.obfuscation.max_self_cos},
                       {"redraws", r.obfuscation.redraws},

@@ -12,19 +12,18 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <span>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "groupcover/model_bundle.h"
 
 namespace cml::groupcover {
 
 struct AuditOptions {
-  int64_t calls = 2000;          // masked requests in the recorded session
-  int64_t sample_rows = 512;     // obfuscated rows compared per matrix (all if fewer)
+  int64_t calls = 2000;             // masked requests in the recorded session
+  int64_t sample_rows = 512;        // obfuscated rows compared per matrix (all if fewer)
   int64_t sample_cols_rows = 4096;  // rows used in the column-matching attack
   double mask_scale = 4.0;
 };
@@ -41,10 +40,10 @@ struct MatrixAudit {
 struct AuditReport {
   std::vector<MatrixAudit> matrices;
   int64_t requests = 0, rows = 0;
-  double max_cos_input_vs_activation = 0;           // cos(z, x̃): masked input vs permuted activation
-  double max_cos_input_vs_unpermuted = 0;           // cos(z, x)
-  double max_cos_input_vs_weight_row = 0;           // any true weight row in what the worker received
-  double max_cos_output_vs_true_output = 0;         // cos(Z, W x)
+  double max_cos_input_vs_activation = 0;    // cos(z, x̃): masked input vs permuted activation
+  double max_cos_input_vs_unpermuted = 0;    // cos(z, x)
+  double max_cos_input_vs_weight_row = 0;    // any true weight row in what the worker received
+  double max_cos_output_vs_true_output = 0;  // cos(Z, W x)
   int64_t masks_drawn = 0, mask_duplicates = 0, input_duplicates = 0;
   ObfuscationStats obfuscation;
 };

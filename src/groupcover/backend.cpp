@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 
 #include "crypto/secret.h"
 #include "groupcover/linalg.h"
-#include "tensor/half.h"
 #include "groupcover/model_bundle.h"
-#include <map>
 #include "groupcover/rng.h"
+#include "tensor/half.h"
 
 namespace cml::groupcover {
 namespace {

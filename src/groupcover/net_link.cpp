@@ -29,7 +29,11 @@ class ChannelLink final : public MessageLink {
   }
 
   Status recv(LinkMessage& out, uint64_t max_payload_floats, Deadline deadline) override {
-    CML_RETURN_IF_ERROR(ch_->recv(msg_, deadline));
+    Status st = ch_->recv(msg_, deadline);
+    // A channel that ends early or breaks its record rules is a lost worker link: UNAVAILABLE, so that
+    // callers reconnect (the worker is untrusted anyway; cutting the link only denies service).
+    if (st.code() == StatusCode::kProtocol) return unavailable("worker link lost: " + st.message());
+    CML_RETURN_IF_ERROR(st);
     if (msg_.kind == net::Message::Kind::kShutdown) return unavailable("worker link closed by the peer");
     if (msg_.kind != net::Message::Kind::kData || msg_.data.size() < 11 || msg_.data.size() > 8 + kMaxHeaderBytes)
       return protocol_error("groupcover link: expected a message header");
@@ -39,7 +43,9 @@ class ChannelLink final : public MessageLink {
     out.header.assign(msg_.data.begin() + 8, msg_.data.end());
     out.payload.clear();
     if (count == 0) return ok_status();
-    CML_RETURN_IF_ERROR(ch_->recv(msg_, deadline));
+    st = ch_->recv(msg_, deadline);
+    if (st.code() == StatusCode::kProtocol) return unavailable("worker link lost: " + st.message());
+    CML_RETURN_IF_ERROR(st);
     if (msg_.kind != net::Message::Kind::kTensor || msg_.tensor.dtype != tensor::DType::kF32 ||
         msg_.tensor.shape.size() != 1 || msg_.tensor.shape[0] != count || msg_.tensor.data.size() != count * 4)
       return protocol_error("groupcover link: payload tensor does not match its header");
@@ -82,7 +88,8 @@ Result<LinkFactory> worker_connector(const std::string& endpoint) {
     c.verifiers = attest::mock_verifier_set();
     c.peer_policy = attest::mock_policy(kWorkerIdentity);
     c.peer_policy.allow_debug = true;
-    if (!deadline.is_never()) c.handshake_timeout = std::max<Duration>(deadline.remaining(), std::chrono::milliseconds(1));
+    if (!deadline.is_never())
+      c.handshake_timeout = std::max<Duration>(deadline.remaining(), std::chrono::milliseconds(1));
     CML_ASSIGN_OR_RETURN(auto ch, net::SecureChannel::connect(std::move(stream), c));
     return make_channel_link(std::move(ch));
   });
@@ -125,13 +132,25 @@ void WorkerServer::accept_loop() {
   }
 }
 
-std::string WorkerServer::local_endpoint() const { return listener_->local_endpoint(); }
+void WorkerServer::crash() {
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    for (auto& l : links_) l->abort();
+    links_.clear();
+  }
+  cv_.notify_all();
+  listener_->close();
+}
+
+std::string WorkerServer::local_endpoint() const {
+  return listener_->local_endpoint();
+}
 
 void WorkerServer::stop() {
   std::vector<std::thread> threads;
   {
     std::lock_guard lock(mu_);
-    if (stopped_ && threads_.empty() && !accept_thread_.joinable()) return;
     stopped_ = true;
     for (auto& l : links_) l->abort();
     links_.clear();
@@ -148,6 +167,8 @@ void WorkerServer::wait() {
   cv_.wait(lock, [&] { return stopped_; });
 }
 
-WorkerServer::~WorkerServer() { stop(); }
+WorkerServer::~WorkerServer() {
+  stop();
+}
 
 }  // namespace cml::groupcover

@@ -16,8 +16,8 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +45,9 @@ class WorkerServer {
   std::string local_endpoint() const;
   // Stops accepting and aborts open connections; joins all threads.
   void stop();
+  // Closes the listener and aborts every open connection at once, like a crash, without waiting for the
+  // connection threads (callable from one of them); stop() or the destructor joins them later.
+  void crash();
   // Blocks until stop() is called from another thread (or a signal handler thread).
   void wait();
 

@@ -6,8 +6,8 @@
 #include <numeric>
 
 #include "groupcover/linalg.h"
-#include "tensor/half.h"
 #include "groupcover/rng.h"
+#include "tensor/half.h"
 
 namespace cml::groupcover {
 namespace {

@@ -78,7 +78,8 @@ Result<std::unique_ptr<GroupCoverBackend>> make_offload_backend(const OffloadOpt
   c.worker_label = endpoint;
   CML_ASSIGN_OR_RETURN(LinkFactory connect, worker_connector(endpoint));
   if (o.secrets_dir.empty()) return std::make_unique<GroupCoverBackend>(c, ObfuscationConfig{}, std::move(connect));
-  if (o.key_file.empty()) return invalid_argument("--secrets needs --key-file (the operator key the bundle is sealed with)");
+  if (o.key_file.empty())
+    return invalid_argument("--secrets needs --key-file (the operator key the bundle is sealed with)");
   CML_ASSIGN_OR_RETURN(crypto::SecretBytes key, load_operator_key(o.key_file));
   CML_ASSIGN_OR_RETURN(ObfuscatedModel om, read_bundle_dir(o.secrets_dir, key.span()));
   return std::make_unique<GroupCoverBackend>(c, om.secrets, om.worker, std::move(connect));

@@ -2,14 +2,12 @@
 // suite. Masked float arithmetic is not bit-reproducible between calls (each call draws a fresh mask),
 // so the factory declares itself non-deterministic and is held to a looser tolerance: see
 // docs/notes/gcover.md §error for the bound this tolerance comes from.
-#include "tests/model/linear_backend_agreement.h"
-
 #include "groupcover/backend.h"
 #include "groupcover/local_worker.h"
+#include "tests/model/linear_backend_agreement.h"
 
 namespace cml::groupcover {
-namespace {
-}  // namespace
+namespace {}  // namespace
 
 // Owns its worker: the backend is destroyed first (member order), then the worker.
 class SelfContainedBackend final : public model::LinearBackend {
@@ -40,10 +38,10 @@ namespace {
 using groupcover::SelfContainedBackend;
 INSTANTIATE_TEST_SUITE_P(
     GroupCover, LinearBackendAgreement,
-    ::testing::Values(
-        BackendFactory{"groupcover", [] { return std::make_unique<SelfContainedBackend>(false); }, 2e-4, false},
-        BackendFactory{"groupcover_freivalds", [] { return std::make_unique<SelfContainedBackend>(true); }, 2e-4,
-                       false}),
+    ::testing::Values(BackendFactory{"groupcover", [] { return std::make_unique<SelfContainedBackend>(false); }, 2e-4,
+                                     false},
+                      BackendFactory{"groupcover_freivalds",
+                                     [] { return std::make_unique<SelfContainedBackend>(true); }, 2e-4, false}),
     factory_name);
 
 }  // namespace

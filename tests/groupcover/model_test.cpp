@@ -52,7 +52,8 @@ TEST(GroupCoverModel, Stories260KGreedyStoryMatchesExactly) {
 
   LocalWorker worker;
   std::atomic<uint64_t> requests{0};
-  worker.service().set_observer([&](const ComputeRequest&, std::span<const float>, std::span<const float>) { ++requests; });
+  worker.service().set_observer(
+      [&](const ComputeRequest&, std::span<const float>, std::span<const float>) { ++requests; });
   BackendConfig c;
   c.freivalds = true;
   GroupCoverBackend backend(c, om->secrets, om->worker, worker.factory());

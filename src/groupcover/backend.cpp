@@ -132,6 +132,36 @@ int64_t GroupCoverBackend::out_features(model::LinearId id) const {
 }
 
 Status GroupCoverBackend::obfuscate_parts() {
+  if (config_.unprotected_baseline) {
+    // Identity "obfuscation": W'' = W, π = id, one-row groups with A = 1. No protection at all.
+    auto secrets = std::make_shared<TeeSecrets>();
+    std::vector<std::vector<float>> ws;
+    std::vector<MatrixRef> refs;
+    for (auto& p : parts_) {
+      MatrixView v{p->lp.weight, p->lp.dtype, p->lp.out_features, p->lp.in_features, p->lp.transposed};
+      CML_ASSIGN_OR_RETURN(std::vector<float> w, to_f32_rows(v));
+      ws.push_back(std::move(w));
+      MatrixSecrets m;
+      m.out = p->lp.out_features;
+      m.in = p->lp.in_features;
+      for (int64_t j = 0; j < m.in; ++j) m.perm.push_back(uint32_t(j));
+      for (int64_t i = 0; i <= m.out; ++i) m.group_offsets.push_back(uint32_t(i));
+      for (int64_t i = 0; i < m.out; ++i) m.group_rows.push_back(uint32_t(i));
+      m.inv_mix.assign(size_t(m.out), 1.0);
+      secrets->entries.push_back({p->lp.name, uint32_t(secrets->entries.size()), std::move(m)});
+    }
+    for (size_t i = 0; i < ws.size(); ++i)
+      refs.push_back({uint32_t(parts_[i]->lp.out_features), uint32_t(parts_[i]->lp.in_features), ws[i].data()});
+    auto worker = std::make_shared<WorkerBundle>(make_worker_bundle(refs));
+    secrets->worker_digest = worker->digest;
+    secrets_ = secrets;
+    worker_ = worker;
+    for (size_t i = 0; i < parts_.size(); ++i) {
+      parts_[i]->entry = &secrets_->entries[i];
+      parts_[i]->w2 = &worker_->matrices[i];
+    }
+    return ok_status();
+  }
   std::vector<NamedMatrix> named;
   for (auto& p : parts_) {
     NamedMatrix m;
@@ -218,11 +248,12 @@ Status GroupCoverBackend::finalize() {
       for (int64_t i = 0; i < p->lp.out_features; ++i)
         for (int64_t j = 0; j < in; ++j) p->local_w[size_t(i * in + j)] = load_weight(p->lp, i, j);
     }
-    p->pool = std::make_unique<MaskPool>(*p->w2, config_.pool_capacity, config_.refill_batch);
+    if (!config_.unprotected_baseline)
+      p->pool = std::make_unique<MaskPool>(*p->w2, config_.pool_capacity, config_.refill_batch);
   }
   finalized_ = true;
   if (parts_.empty()) return ok_status();
-  refill_thread_ = std::thread([this] { refill_loop(); });
+  if (!config_.unprotected_baseline) refill_thread_ = std::thread([this] { refill_loop(); });
   std::lock_guard lock(link_mu_);
   return ensure_link(Deadline::after(std::max<Duration>(config_.timeout, std::chrono::minutes(5))));
 }
@@ -376,6 +407,14 @@ Status GroupCoverBackend::run(model::LinearId id, const float* x, int64_t rows, 
     Part& p = *parts_[op.parts[k]];
     const int64_t in = p.lp.in_features, out = p.w2->out;
     float* z = send_buf_.data() + off_in;
+    if (config_.unprotected_baseline) {
+      std::memcpy(z, x, size_t(rows * in) * sizeof(float));
+      std::fill(mask_u_.begin() + off_out, mask_u_.begin() + off_out + rows * out, 0.0f);
+      std::fill(scale_buf_.begin() + k * size_t(rows), scale_buf_.begin() + (k + 1) * size_t(rows), 0.0f);
+      off_in += rows * in;
+      off_out += rows * out;
+      continue;
+    }
     permute_rows(p.entry->secrets, x, rows, z);
     mask_r_.resize(size_t(rows * in));
     p.pool->take(rows, mask_r_.data(), mask_u_.data() + off_out);
@@ -456,6 +495,19 @@ Status GroupCoverBackend::run(model::LinearId id, const float* x, int64_t rows, 
   }
   wipe(mask_u_);
   return ok_status();
+}
+
+bool GroupCoverBackend::wait_pools_full(Duration timeout) {
+  const Deadline d = Deadline::after(timeout);
+  for (;;) {
+    bool full = true;
+    for (auto& p : parts_)
+      if (p->pool && p->pool->wants_refill()) full = false;
+    if (full) return true;
+    if (d.expired()) return false;
+    refill_cv_.notify_one();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 BackendStats GroupCoverBackend::stats() const {

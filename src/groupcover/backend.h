@@ -44,6 +44,9 @@ struct BackendConfig {
   Duration timeout = std::chrono::seconds(10);  // per request (connect + register + compute)
   std::string worker_label = "worker";          // for error messages (the address)
   bool verify_against_model = true;             // finalize(): check restore(W'') against the part's weights
+  // BENCHMARK BASELINE ONLY — NO PROTECTION: session mode sends the plain weights to the worker and
+  // plain inputs (no permutation, no mixing, no mask). `cml bench groupcover` uses it as "plain offload".
+  bool unprotected_baseline = false;
 };
 
 struct BackendStats {
@@ -71,6 +74,9 @@ class GroupCoverBackend final : public model::LinearBackend {
   int64_t out_features(model::LinearId id) const override;
 
   BackendStats stats() const;
+
+  // Blocks until every mask pool is full (benchmarks use it to account for refill CPU time).
+  bool wait_pools_full(Duration timeout);
 
   // Test hook: sees each (part matrix index, row) mask amplitude and mask as sent (never in production).
   using MaskObserver = std::function<void(uint32_t matrix, float scale, std::span<const float> r)>;

@@ -27,7 +27,8 @@ int fail(const char* what, const Status& st) {
 struct ObfFlags {
   std::string model, out, key_file, only;
   int group_size = 4;
-  double max_condition = 16, max_dominance = 0.9;
+  double max_condition = groupcover::ObfuscationConfig{}.max_condition;
+  double max_dominance = groupcover::ObfuscationConfig{}.max_dominance;
   int64_t calls = 2000;
 };
 

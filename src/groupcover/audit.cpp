@@ -184,6 +184,13 @@ Result<AuditReport> run_audit(std::span<const NamedMatrix> matrices, const Obfus
     std::vector<float> y(static_cast<size_t>(out));
     gemm_abt(xs[c].data(), plain[m].data(), y.data(), 1, out, in);
     rep.max_cos_output_vs_true_output = std::max(rep.max_cos_output_vs_true_output, cosine(s.zz.data(), y.data(), out));
+    std::vector<float> ctl_in(static_cast<size_t>(in)), ctl_out(static_cast<size_t>(out));
+    rng.fill_mask(ctl_in);
+    rng.fill_mask(ctl_out);
+    rep.control_max_cos_random_vs_activation =
+        std::max(rep.control_max_cos_random_vs_activation, cosine(ctl_in.data(), xt.data(), in));
+    rep.control_max_cos_random_vs_output =
+        std::max(rep.control_max_cos_random_vs_output, cosine(ctl_out.data(), y.data(), out));
     if (c < 256) {  // any true weight row among the inputs the worker received
       for (int64_t i = 0; i < out; ++i)
         rep.max_cos_input_vs_weight_row =
@@ -209,7 +216,9 @@ void to_json(nlohmann::json& j, const AuditReport& r) {
                      {"max_cos_masked_input_vs_permuted_activation", r.max_cos_input_vs_activation},
                      {"max_cos_masked_input_vs_activation", r.max_cos_input_vs_unpermuted},
                      {"max_cos_masked_input_vs_weight_row", r.max_cos_input_vs_weight_row},
-                     {"max_cos_mixed_output_vs_true_output", r.max_cos_output_vs_true_output}};
+                     {"max_cos_mixed_output_vs_true_output", r.max_cos_output_vs_true_output},
+                     {"control_max_cos_uniform_vs_activation", r.control_max_cos_random_vs_activation},
+                     {"control_max_cos_uniform_vs_true_output", r.control_max_cos_random_vs_output}};
   j["masks"] = {
       {"drawn", r.masks_drawn}, {"duplicates", r.mask_duplicates}, {"duplicate_worker_inputs", r.input_duplicates}};
   j["obfuscation"] = {{"max_condition", r.obfuscation.max_condition},

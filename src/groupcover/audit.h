@@ -44,6 +44,10 @@ struct AuditReport {
   double max_cos_input_vs_unpermuted = 0;    // cos(z, x)
   double max_cos_input_vs_weight_row = 0;    // any true weight row in what the worker received
   double max_cos_output_vs_true_output = 0;  // cos(Z, W x)
+  // Control: the same statistics for an independent uniform vector in place of what the worker saw
+  // (chance level in this dimension over this many samples). Values near the control mean no signal.
+  double control_max_cos_random_vs_activation = 0;
+  double control_max_cos_random_vs_output = 0;
   int64_t masks_drawn = 0, mask_duplicates = 0, input_duplicates = 0;
   ObfuscationStats obfuscation;
 };

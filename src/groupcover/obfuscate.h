@@ -27,8 +27,8 @@ namespace cml::groupcover {
 struct ObfuscationConfig {
   int group_size = 4;           // g: a power of two, 2..16
   double max_condition = 16.0;  // reject-and-redraw bound on cond₂(A_G)
-  double max_dominance = 0.9;   // bound on |cos(W'_i, W_j)| for j in i's own group
-  int max_redraws = 2000;       // per group; after that the best draw seen is kept and counted
+  double max_dominance = 0.75;  // bound on |cos(W'_i, W_j)| for j in i's own group
+  int max_redraws = 2000;       // per group; then the least dominant draw within the condition bound is kept
   int64_t chunk_rows = 1024;    // rows are grouped within random chunks of this size (O(chunk²) memory)
 };
 Status validate(const ObfuscationConfig& c);

@@ -168,7 +168,7 @@ Status WorkerService::serve(MessageLink& link) {
     if (on_request_) on_request_(*req);
     st = compute(*model, *req, msg.payload, result);
     if (!st.is_ok()) return fail(st);
-    if (corruptor_) corruptor_(*req, result);
+    if (corruptor_) corruptor_(*req, msg.payload, result);
     if (observer_) observer_(*req, msg.payload, result);
     ++requests_;
     rows_ += req->rows;

@@ -46,7 +46,7 @@ class WorkerService {
   using Observer = std::function<void(const ComputeRequest&, std::span<const float> in, std::span<const float> out)>;
   void set_observer(Observer o) { observer_ = std::move(o); }
   // May modify a result before it is sent (a corrupting worker).
-  using Corruptor = std::function<void(const ComputeRequest&, std::span<float> out)>;
+  using Corruptor = std::function<void(const ComputeRequest&, std::span<const float> in, std::span<float> out)>;
   void set_corruptor(Corruptor c) { corruptor_ = std::move(c); }
   // Called when a compute request arrives, before computing (to kill a worker mid-request in tests).
   using OnRequest = std::function<void(const ComputeRequest&)>;

@@ -193,7 +193,7 @@ TEST(Backend, FreivaldsHasNoFalseAlarmsOnHonestWorker) {
 
 // Corrupts one entry of every result by `rel` times the largest |entry| of that result.
 void corrupt_one(WorkerService& s, double rel) {
-  s.set_corruptor([rel](const ComputeRequest& q, std::span<float> out) {
+  s.set_corruptor([rel](const ComputeRequest& q, std::span<const float>, std::span<float> out) {
     float m = 0;
     for (float v : out) m = std::max(m, std::fabs(v));
     out[q.id % out.size()] += float(rel) * m;
@@ -370,6 +370,53 @@ TEST(Backend, RefusesSecretsOfAnotherModel) {
   p.name = "nope";
   std::vector<model::LinearPart> bad = {p};
   EXPECT_EQ(be3->add(bad).status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace cml::groupcover
+
+namespace cml::groupcover {
+namespace {
+
+// The documented guarantee: a worker that changes one entry of Z_t by more than 2·τ_t is always caught,
+// where the worker itself can upper-bound τ_t from public data (|s_i| < 2 ⇒ q < 2‖W''‖_F). Prints the
+// threshold relative to a typical output entry for a GPT-2-sized layer (768 → 2304).
+TEST(Backend, FreivaldsDetectionThreshold) {
+  Fixture f({{"qkv", 2304, 768}});
+  LocalWorker w;
+  const WorkerMatrix& w2 = f.om.worker->matrices[0];
+  double fro = 0;
+  for (size_t i = 0; i < size_t(w2.out) * w2.in; ++i) fro += double(w2.data[i]) * w2.data[i];
+  fro = std::sqrt(fro);
+  const double kappa = BackendConfig{}.freivalds_kappa;
+  double worst_rel = 0;
+  BackendConfig c;
+  c.freivalds = true;
+  auto be = f.backend(w, c);
+  std::vector<model::LinearPart> p = {f.part(0)};
+  auto id = be->add(p);
+  ASSERT_TRUE(be->finalize().is_ok());
+  int detected = 0;
+  const int kTrials = 40;
+  for (int i = 0; i < kTrials; ++i) {
+    auto x = activations(1, 768, 4000 + i);
+    std::vector<float> y(2304);
+    // Corrupt entry i·57 by 2.01·τ_bound with τ_bound = κ·2⁻²⁴·√in·‖z‖·2‖W''‖_F from this request's input.
+    w.service().set_corruptor([&, i](const ComputeRequest&, std::span<const float> in, std::span<float> out) {
+      double zn = 0;
+      for (float v : in) zn += double(v) * v;
+      const double tau = freivalds_tolerance(kappa, 768, std::sqrt(zn), 2.0 * fro);
+      double typical = 0;
+      for (float v : out) typical += double(v) * v;
+      typical = std::sqrt(typical / double(out.size()));
+      worst_rel = std::max(worst_rel, 2.01 * tau / typical);
+      out[size_t(i * 57) % out.size()] += float(2.01 * tau);
+    });
+    if (!be->run(*id, x.data(), 1, y.data()).is_ok()) ++detected;
+  }
+  EXPECT_EQ(detected, kTrials);
+  std::printf("Freivalds guaranteed-detection threshold for one entry (768→2304): %.3g × RMS of the masked output\n",
+              worst_rel);
 }
 
 }  // namespace

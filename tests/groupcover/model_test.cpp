@@ -66,6 +66,32 @@ TEST(GroupCoverModel, Stories260KGreedyStoryMatchesExactly) {
   // Every weight product went to the worker: 5 layers × 4 ops + the head, per token.
   EXPECT_EQ(requests.load(), 200u * 21u);
   EXPECT_EQ(backend.stats().freivalds_failures, 0u);
+
+  // The worker bundle holds no row of W and no scaled row, even with π known: every de-permuted W'' row
+  // has |cos| < 0.99 to every true row of its matrix (real, correlated weights).
+  double worst = 0;
+  for (size_t m = 0; m < selected.size(); ++m) {
+    auto w = to_f32_rows(selected[m].w);
+    ASSERT_TRUE(w.is_ok());
+    const auto& e = om->secrets->entries[m];
+    const WorkerMatrix& w2 = om->worker->matrices[e.index];
+    std::vector<float> row(w2.in);
+    for (uint32_t i = 0; i < w2.out; ++i) {
+      for (uint32_t j = 0; j < w2.in; ++j) row[e.secrets.perm[j]] = w2.data[size_t(i) * w2.in + j];
+      for (uint32_t k = 0; k < w2.out; ++k) {
+        const float* t = w->data() + size_t(k) * w2.in;
+        double ab = 0, aa = 0, bb = 0;
+        for (uint32_t j = 0; j < w2.in; ++j) {
+          ab += double(row[j]) * t[j];
+          aa += double(row[j]) * row[j];
+          bb += double(t[j]) * t[j];
+        }
+        if (aa > 0 && bb > 0) worst = std::max(worst, std::fabs(ab) / std::sqrt(aa * bb));
+      }
+    }
+  }
+  std::printf("stories260K: worst |cos| of a de-permuted W'' row to a true row: %.3f\n", worst);
+  EXPECT_LT(worst, 0.99);
 }
 
 TEST(GroupCoverModel, Gpt2SyntheticLogitsAgreeWithLocal) {

@@ -188,16 +188,22 @@ Result<ModelConfig> read_model_config(const WeightFile& f, const ConfigOverrides
 }
 
 Result<ConfigOverrides> read_hf_config_json(const std::string& path) {
-  ConfigOverrides ov;
   std::ifstream in(path, std::ios::binary);
-  if (!in) return ov;
+  if (!in) return ConfigOverrides{};
   std::string text;
-  text.resize(1 << 20);
+  text.resize((1 << 20) + 1);
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.gcount() == static_cast<std::streamsize>(text.size())) return invalid_argument(path + ": larger than 1 MiB");
   text.resize(static_cast<size_t>(in.gcount()));
-  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return invalid_argument(path + ": not a JSON object");
+  auto r = parse_hf_config_json(text);
+  if (!r.is_ok()) return r.status().with_context(path);
+  return r;
+}
+
+Result<ConfigOverrides> parse_hf_config_json(std::string_view text) {
+  ConfigOverrides ov;
+  if (text.size() > (1u << 20)) return invalid_argument("config.json larger than 1 MiB");
+  const nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return invalid_argument("config.json is not a JSON object");
   auto get_int = [&](const char* key) -> std::optional<int64_t> {
     auto it = j.find(key);
     if (it == j.end() || !it->is_number_integer()) return std::nullopt;

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "base/status.h"
 #include "model/weights.h"
@@ -54,6 +55,8 @@ Result<ModelConfig> read_model_config(const WeightFile& file, const ConfigOverri
 // Reads n_head / layer_norm_epsilon / n_positions (GPT-2) or num_attention_heads / num_key_value_heads /
 // rms_norm_eps (Llama) from a Hugging Face config.json (at most 1 MiB). Missing file: empty overrides.
 Result<ConfigOverrides> read_hf_config_json(const std::string& path);
+// The same over the file's contents (INVALID_ARGUMENT above 1 MiB or for anything but a JSON object).
+Result<ConfigOverrides> parse_hf_config_json(std::string_view text);
 
 // Looks up a tensor and checks its shape (row-major) and dtype family (F32/F16/BF16).
 Result<const TensorRef*> require_tensor(const WeightFile& file, const std::string& name,

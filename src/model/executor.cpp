@@ -41,6 +41,23 @@ Result<std::unique_ptr<Executor>> Executor::create(std::shared_ptr<const WeightF
   return ex;
 }
 
+Result<std::unique_ptr<Executor>> Executor::open(const std::string& path, LayerRange range,
+                                                 const ExecutorOptions& options) {
+  CML_ASSIGN_OR_RETURN(std::unique_ptr<WeightFile> file, open_weight_file(path));
+  ExecutorOptions o = options;
+  if (file->format() == "safetensors") {
+    const size_t slash = path.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+    CML_ASSIGN_OR_RETURN(ConfigOverrides hf, read_hf_config_json(dir + "/config.json"));
+    if (!o.overrides.n_heads) o.overrides.n_heads = hf.n_heads;
+    if (!o.overrides.n_kv_heads) o.overrides.n_kv_heads = hf.n_kv_heads;
+    if (!o.overrides.norm_eps) o.overrides.norm_eps = hf.norm_eps;
+  }
+  auto r = create(std::shared_ptr<const WeightFile>(std::move(file)), range, o);
+  if (!r.is_ok()) return r.status().with_context(path);
+  return r;
+}
+
 int64_t Executor::output_width() const {
   return returns_logits() ? config().vocab : config().dim;
 }
@@ -139,23 +156,14 @@ Status Executor::forward(std::span<const StepInput> steps, std::vector<float>& o
 
 Status Executor::forward(SeqId seq, int64_t start_pos, std::span<const int32_t> tokens, std::vector<float>& out,
                          bool last_only) {
-  StepInput s;
-  s.seq = seq;
-  s.start_pos = start_pos;
-  s.tokens = tokens;
-  s.n_tokens = static_cast<int64_t>(tokens.size());
-  s.last_only = last_only;
+  StepInput s{seq, start_pos, tokens, {}, static_cast<int64_t>(tokens.size()), last_only};
   return forward(std::span<const StepInput>(&s, 1), out);
 }
 
 Status Executor::forward_hidden(SeqId seq, int64_t start_pos, std::span<const float> hidden, std::vector<float>& out,
                                 bool last_only) {
-  StepInput s;
-  s.seq = seq;
-  s.start_pos = start_pos;
-  s.hidden = hidden;
-  s.n_tokens = config().dim > 0 ? static_cast<int64_t>(hidden.size()) / config().dim : 0;
-  s.last_only = last_only;
+  const int64_t n = config().dim > 0 ? static_cast<int64_t>(hidden.size()) / config().dim : 0;
+  StepInput s{seq, start_pos, {}, hidden, n, last_only};
   return forward(std::span<const StepInput>(&s, 1), out);
 }
 

@@ -61,9 +61,15 @@ class Executor {
   // `file` must outlive the executor.
   static Result<std::unique_ptr<Executor>> create(std::shared_ptr<const WeightFile> file, LayerRange range,
                                                   const ExecutorOptions& options);
+  // Opens a weight file by path (GGUF, safetensors, llama2.c) and creates the executor. For safetensors,
+  // a Hugging Face config.json in the same directory supplies what the file lacks (head count, epsilon)
+  // unless `options.overrides` already does.
+  static Result<std::unique_ptr<Executor>> open(const std::string& path, LayerRange range,
+                                                const ExecutorOptions& options);
   ~Executor();
 
   const ModelConfig& config() const { return model_->config(); }
+  const WeightFile& file() const { return *file_; }
   LayerRange range() const { return model_->range(); }
   bool takes_tokens() const { return model_->has_embedding(); }
   bool returns_logits() const { return model_->has_head(); }

@@ -21,6 +21,7 @@ using SeqId = uint64_t;
 class KvSequence {
  public:
   KvSequence(int64_t n_layers, int64_t kv_dim, int64_t max_context);
+  bool allocated() const { return data_ != nullptr; }
   int64_t length() const { return length_; }
   void set_length(int64_t n) { length_ = n; }
   int64_t max_context() const { return max_context_; }

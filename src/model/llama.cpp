@@ -12,8 +12,7 @@ class Llama final : public Transformer {
  public:
   Llama(const WeightFile& file, const ModelConfig& config, LayerRange range, LinearBackend& backend,
         std::shared_ptr<tensor::ThreadPool> pool)
-      : Transformer(file, config, range, backend, std::move(pool)),
-        rope_(config.max_context, config.head_dim, config.rope_theta) {}
+      : Transformer(file, config, range, backend, std::move(pool)), rope_(config.head_dim, config.rope_theta) {}
 
   Status init() {
     const ModelConfig& c = config_;
@@ -71,6 +70,7 @@ class Llama final : public Transformer {
       CML_RETURN_IF_ERROR(backend_.run(L.qkv, xb_.data(), rows, qkv_.data()));
       int64_t row = 0;
       for (const SeqSlice& s : seqs) {
+        rope_.reserve(s.start_pos + s.n);
         for (int64_t t = 0; t < s.n; ++t) {
           float* r = qkv_.data() + (row + t) * qkv_w;
           rope_.apply(r, c.n_heads, c.head_dim, s.start_pos + t, c.rope_style);

@@ -62,7 +62,6 @@ const CpuFeatures& cpu_features() {
     __builtin_cpu_init();
     c.avx512 =
         __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-    c.avx2_fma_f16c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 #endif
     return c;
   }();

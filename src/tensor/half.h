@@ -35,10 +35,10 @@ void convert_to_f32(DType src_type, const void* src, float* dst, int64_t n);
 // dst (F16 or BF16 or F32) from f32.
 void convert_from_f32(const float* src, DType dst_type, void* dst, int64_t n);
 
-// CPU features detected once at start-up (x86: AVX-512F/BW, AVX2+FMA+F16C).
+// CPU features detected once at start-up. Kernels have an AVX-512 path (F/BW/VL, which imply FMA and the
+// F16 conversions) and a portable path for every other CPU.
 struct CpuFeatures {
   bool avx512 = false;  // avx512f + avx512bw + avx512vl
-  bool avx2_fma_f16c = false;
 };
 const CpuFeatures& cpu_features();
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "base/status.h"
+
 namespace cml::tensor {
 
 void rmsnorm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) {
@@ -75,23 +77,28 @@ void add_inplace(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
-RopeTable::RopeTable(int64_t max_positions, int64_t rot_dim, float theta)
-    : max_positions_(max_positions), rot_dim_(rot_dim) {
-  const int64_t half = rot_dim / 2;
-  cos_.resize(static_cast<size_t>(max_positions * half));
+RopeTable::RopeTable(int64_t rot_dim, float theta) : rot_dim_(rot_dim), theta_(theta) {}
+
+void RopeTable::reserve(int64_t positions) {
+  if (positions <= rows_) return;
+  const int64_t half = rot_dim_ / 2;
+  const int64_t rows = std::max(positions, rows_ * 2);  // grow geometrically
+  cos_.resize(static_cast<size_t>(rows * half));
   sin_.resize(cos_.size());
-  for (int64_t p = 0; p < max_positions; ++p) {
+  for (int64_t p = rows_; p < rows; ++p) {
     for (int64_t i = 0; i < half; ++i) {
-      const float freq = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(rot_dim));
+      const float freq = 1.0f / std::pow(theta_, static_cast<float>(2 * i) / static_cast<float>(rot_dim_));
       const float val = static_cast<float>(p) * freq;
       cos_[static_cast<size_t>(p * half + i)] = std::cos(val);
       sin_[static_cast<size_t>(p * half + i)] = std::sin(val);
     }
   }
+  rows_ = rows;
 }
 
 void RopeTable::apply(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, RopeStyle style) const {
   const int64_t half = rot_dim_ / 2;
+  CML_CHECK(pos >= 0 && pos < rows_);
   const float* c = cos_.data() + pos * half;
   const float* s = sin_.data() + pos * half;
   for (int64_t h = 0; h < n_heads; ++h) {

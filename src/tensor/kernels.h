@@ -31,7 +31,8 @@ void swiglu(float* gate, const float* up, int64_t n);
 void add_inplace(float* y, const float* x, int64_t n);
 
 // Rotary position embedding tables: cos/sin of pos * theta^(-2i/rot_dim) for i < rot_dim/2, computed in
-// f32 the way llama2.c does, so that outputs match it bit for bit.
+// f32 the way llama2.c does, so that outputs match it bit for bit. Rows are computed on first use (the
+// table grows with the positions actually reached, not with the context length a file claims).
 enum class RopeStyle {
   kInterleaved,  // rotate pairs (x[2i], x[2i+1]): Meta / llama2.c / GGUF Llama layout
   kHalf,         // rotate (x[i], x[i + rot_dim/2]): Hugging Face / NeoX layout
@@ -39,15 +40,18 @@ enum class RopeStyle {
 class RopeTable {
  public:
   RopeTable() = default;
-  RopeTable(int64_t max_positions, int64_t rot_dim, float theta);
-  int64_t max_positions() const { return max_positions_; }
+  RopeTable(int64_t rot_dim, float theta);
   int64_t rot_dim() const { return rot_dim_; }
-  // Rotates `n_heads` consecutive heads of `head_dim` values (the first rot_dim of each) at `pos`.
+  // Makes rows 0 .. positions-1 available (not thread-safe; call before concurrent apply()).
+  void reserve(int64_t positions);
+  // Rotates `n_heads` consecutive heads of `head_dim` values (the first rot_dim of each) at `pos`;
+  // reserve(pos + 1) must have been called.
   void apply(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, RopeStyle style) const;
 
  private:
-  int64_t max_positions_ = 0, rot_dim_ = 0;
-  std::vector<float> cos_, sin_;  // [max_positions, rot_dim/2]
+  int64_t rows_ = 0, rot_dim_ = 0;
+  float theta_ = 10000.0f;
+  std::vector<float> cos_, sin_;  // [rows, rot_dim/2]
 };
 
 // Causal multi-head attention with grouped-query heads over a KV cache.

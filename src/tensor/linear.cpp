@@ -8,6 +8,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -128,7 +129,63 @@ CML_AVX512 void dot_avx512(const WeightView& w, const float* x, int64_t ldx, flo
   }
 }
 
-// Axpy form (W [in, out]): for each input k, y[r, ob:oe] += x[r, k] · W[k, ob:oe]; y stays in cache.
+// BF16 dot form without widening shuffles: a 64-byte load holds 32 bf16 weights; shifting each 32-bit
+// lane left by 16 gives the even-indexed weights as f32, masking off the low half gives the odd ones. x is
+// split the same way once per call (xs: per row, per 32-block, 16 even then 16 odd values).
+template <int R>
+CML_AVX512 void dot_bf16_avx512(const WeightView& w, const float* xs, int64_t ldxs, const float* x, int64_t ldx,
+                                float* y, int64_t ldy, int64_t ob, int64_t oe) {
+  const int64_t in = w.in;
+  const int64_t full = in / 32 * 32;
+  const int64_t rem = in - full;
+  const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  for (int64_t o = ob; o < oe; ++o) {
+    const uint16_t* row = static_cast<const uint16_t*>(w.data) + o * in;
+    __m512 a0[R], a1[R];
+    for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < full; k += 32) {
+      const __m512i v = _mm512_loadu_si512(row + k);
+      const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+      const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
+      for (int r = 0; r < R; ++r) {
+        a0[r] = _mm512_fmadd_ps(even, _mm512_loadu_ps(xs + r * ldxs + k), a0[r]);
+        a1[r] = _mm512_fmadd_ps(odd, _mm512_loadu_ps(xs + r * ldxs + k + 16), a1[r]);
+      }
+    }
+    if (rem > 0) {
+      const __mmask16 m0 = rem >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << rem) - 1);
+      const __m512 w0 = load16_masked<DType::kBF16>(row, full, m0);
+      for (int r = 0; r < R; ++r) a0[r] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m0, x + r * ldx + full), a0[r]);
+      if (rem > 16) {
+        const __mmask16 m1 = static_cast<__mmask16>((1u << (rem - 16)) - 1);
+        const __m512 w1 = load16_masked<DType::kBF16>(row, full + 16, m1);
+        for (int r = 0; r < R; ++r) {
+          a1[r] = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m1, x + r * ldx + full + 16), a1[r]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) y[r * ldy + o] = _mm512_reduce_add_ps(_mm512_add_ps(a0[r], a1[r]));
+  }
+}
+
+// Even/odd split of x for dot_bf16_avx512: xs[r][32b + i] = x[r][32b + 2i], xs[r][32b + 16 + i] = x[r][32b + 2i + 1].
+void split_even_odd(const float* x, int64_t ldx, int64_t rows, int64_t in, float* xs) {
+  const int64_t full = in / 32 * 32;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    float* d = xs + r * full;
+    for (int64_t b = 0; b < full; b += 32) {
+      for (int i = 0; i < 16; ++i) {
+        d[b + i] = xr[b + 2 * i];
+        d[b + 16 + i] = xr[b + 2 * i + 1];
+      }
+    }
+  }
+}
+
+// Axpy form (W [in, out]): y[r, ob:oe] += x[r, k] · W[k, ob:oe] for k = 0, 1, 2, … in order. Four input
+// rows are applied per pass over a 16-column block, so y is loaded and stored once per four k (the sum
+// per element is still taken in k order: the same numbers as one k at a time).
 template <DType D, int R>
 CML_AVX512 void axpy_avx512(const WeightView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t ob,
                             int64_t oe) {
@@ -137,27 +194,67 @@ CML_AVX512 void axpy_avx512(const WeightView& w, const float* x, int64_t ldx, fl
   const int64_t n = oe - ob;
   const int64_t full = n / 16 * 16;
   const __mmask16 mt = static_cast<__mmask16>((1u << (n - full)) - 1);
-  for (int64_t k = 0; k < w.in; ++k) {
-    const void* wk = static_cast<const char*>(w.data) + static_cast<size_t>(k * w.out + ob) * esz;
-    if (k + 2 < w.in) {
-      const char* next = static_cast<const char*>(w.data) + static_cast<size_t>((k + 2) * w.out + ob) * esz;
-      for (int64_t b = 0; b < n * static_cast<int64_t>(esz) && b < 512; b += 64) _mm_prefetch(next + b, _MM_HINT_T0);
+  const size_t row_bytes = static_cast<size_t>(w.out) * esz;
+  auto row = [&](int64_t k) {
+    return static_cast<const char*>(w.data) + static_cast<size_t>(k) * row_bytes + ob * esz;
+  };
+  int64_t k = 0;
+  for (; k + 4 <= w.in; k += 4) {
+    const char* w0 = row(k);
+    const char* w1 = w0 + row_bytes;
+    const char* w2 = w1 + row_bytes;
+    const char* w3 = w2 + row_bytes;
+    if (k + 8 <= w.in) {
+      for (int j = 4; j < 8; ++j) {
+        const char* next = row(k + j);
+        for (int64_t b = 0; b < n * static_cast<int64_t>(esz) && b < 512; b += 64) _mm_prefetch(next + b, _MM_HINT_T0);
+      }
     }
-    __m512 xs[R];
-    for (int r = 0; r < R; ++r) xs[r] = _mm512_set1_ps(x[r * ldx + k]);
+    int64_t o = 0;
+    for (; o < full; o += 16) {
+      const __m512 v0 = load16<D>(w0, o), v1 = load16<D>(w1, o), v2 = load16<D>(w2, o), v3 = load16<D>(w3, o);
+      for (int r = 0; r < R; ++r) {
+        const float* xr = x + r * ldx + k;
+        float* yp = y + r * ldy + ob + o;
+        __m512 acc = _mm512_loadu_ps(yp);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(xr[0]), v0, acc);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(xr[1]), v1, acc);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(xr[2]), v2, acc);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(xr[3]), v3, acc);
+        _mm512_storeu_ps(yp, acc);
+      }
+    }
+    if (mt) {
+      const __m512 v0 = load16_masked<D>(w0, o, mt), v1 = load16_masked<D>(w1, o, mt), v2 = load16_masked<D>(w2, o, mt),
+                   v3 = load16_masked<D>(w3, o, mt);
+      for (int r = 0; r < R; ++r) {
+        const float* xr = x + r * ldx + k;
+        float* yp = y + r * ldy + ob + o;
+        __m512 acc = _mm512_maskz_loadu_ps(mt, yp);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(xr[0]), v0, acc);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(xr[1]), v1, acc);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(xr[2]), v2, acc);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(xr[3]), v3, acc);
+        _mm512_mask_storeu_ps(yp, mt, acc);
+      }
+    }
+  }
+  for (; k < w.in; ++k) {
+    const char* wk = row(k);
     int64_t o = 0;
     for (; o < full; o += 16) {
       const __m512 wv = load16<D>(wk, o);
       for (int r = 0; r < R; ++r) {
         float* yp = y + r * ldy + ob + o;
-        _mm512_storeu_ps(yp, _mm512_fmadd_ps(xs[r], wv, _mm512_loadu_ps(yp)));
+        _mm512_storeu_ps(yp, _mm512_fmadd_ps(_mm512_set1_ps(x[r * ldx + k]), wv, _mm512_loadu_ps(yp)));
       }
     }
     if (mt) {
       const __m512 wv = load16_masked<D>(wk, o, mt);
       for (int r = 0; r < R; ++r) {
         float* yp = y + r * ldy + ob + o;
-        _mm512_mask_storeu_ps(yp, mt, _mm512_fmadd_ps(xs[r], wv, _mm512_maskz_loadu_ps(mt, yp)));
+        _mm512_mask_storeu_ps(yp, mt,
+                              _mm512_fmadd_ps(_mm512_set1_ps(x[r * ldx + k]), wv, _mm512_maskz_loadu_ps(mt, yp)));
       }
     }
   }
@@ -166,9 +263,17 @@ CML_AVX512 void axpy_avx512(const WeightView& w, const float* x, int64_t ldx, fl
 template <DType D>
 void gemv_avx512_group(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy,
                        int64_t ob, int64_t oe) {
-#define CML_CASE(R)                                                        \
-  case R:                                                                  \
-    if (w.transposed) return axpy_avx512<D, R>(w, x, ldx, y, ldy, ob, oe); \
+  thread_local std::vector<float> xs;
+  if constexpr (D == DType::kBF16) {
+    if (!w.transposed) {
+      xs.resize(static_cast<size_t>(rows * (w.in / 32 * 32)));
+      split_even_odd(x, ldx, rows, w.in, xs.data());
+    }
+  }
+#define CML_CASE(R)                                                                                                   \
+  case R:                                                                                                             \
+    if (w.transposed) return axpy_avx512<D, R>(w, x, ldx, y, ldy, ob, oe);                                            \
+    if constexpr (D == DType::kBF16) return dot_bf16_avx512<R>(w, xs.data(), w.in / 32 * 32, x, ldx, y, ldy, ob, oe); \
     return dot_avx512<D, R>(w, x, ldx, y, ldy, ob, oe);
   switch (rows) {
     CML_CASE(1)
@@ -272,6 +377,17 @@ void blas_range(const WeightView& w, const float* x, int64_t ldx, int64_t rows, 
 }
 
 }  // namespace
+
+std::string blas_core() {
+  const char* c = openblas_get_corename();
+  return c ? c : "";
+}
+
+bool blas_core_is_fallback() {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return false;
+  const std::string core = blas_core();
+  return cpu_features().avx512 && (core == "Prescott" || core == "Core2" || core == "Nehalem" || core == "generic");
+}
 
 const char* linear_isa() {
 #if defined(__x86_64__)

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "tensor/dtype.h"
 #include "tensor/thread_pool.h"
@@ -42,5 +43,16 @@ void linear_blas(const WeightView& w, const float* x, int64_t ldx, int64_t rows,
 
 // Name of the vector ISA the decode kernel uses on this CPU ("avx512" or "portable").
 const char* linear_isa();
+
+// The kernel set OpenBLAS chose at load time (e.g. "SkylakeX", "Haswell", "Prescott").
+std::string blas_core();
+// OpenBLAS 0.3.21 (Debian 12) does not recognise recent Xeons (e.g. family 6 model 0xCF) and falls back to
+// its SSE3 "Prescott" kernels, about 4x slower. True when that happened on a CPU with AVX-512 and
+// OPENBLAS_CORETYPE is not set: the caller may re-run the process with blas_core_override() in
+// OPENBLAS_CORETYPE (the variable is read only when the library loads).
+bool blas_core_is_fallback();
+inline const char* blas_core_override() {
+  return "SkylakeX";
+}
 
 }  // namespace cml::tensor

@@ -37,19 +37,16 @@ Tensor Tensor::zeros(DType dtype, std::vector<int64_t> shape) {
   Tensor t;
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);
-  t.owner_ = allocate(t.nbytes(), true);
+  t.owner_ = allocate(t.nbytes(), /*zero=*/true);
   t.data_ = t.owner_.get();
   t.writable_ = true;
   return t;
 }
 
 Tensor Tensor::uninitialized(DType dtype, std::vector<int64_t> shape) {
-  Tensor t;
-  t.dtype_ = dtype;
-  t.shape_ = std::move(shape);
-  t.owner_ = allocate(t.nbytes(), false);
+  Tensor t = borrow_mutable(dtype, std::move(shape), nullptr);
+  t.owner_ = allocate(t.nbytes(), /*zero=*/false);
   t.data_ = t.owner_.get();
-  t.writable_ = true;
   return t;
 }
 

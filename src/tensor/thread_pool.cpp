@@ -43,7 +43,7 @@ void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
     // Spin for a short while: kernels of one decode step follow each other within microseconds.
-    const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+    const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
     int spins = 0;
     while (generation_.load(std::memory_order_acquire) == seen) {
       cpu_relax();
@@ -77,7 +77,15 @@ void ThreadPool::run(int64_t tasks, const std::function<void(int64_t)>& fn) {
   }
   cv_.notify_all();
   work_on_current();
-  while (pending_workers_.load(std::memory_order_acquire) != 0) cpu_relax();
+  // Workers that have not started yet find no task left; wait for those still running one. Yield after a
+  // short spin: on a loaded machine the worker may be waiting for this very core.
+  for (int spins = 0; pending_workers_.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < 4096) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
   job_ = nullptr;
 }
 
@@ -85,7 +93,9 @@ void ThreadPool::parallel_for(int64_t n, int64_t align, const std::function<void
   if (n <= 0) return;
   if (align < 1) align = 1;
   const int64_t units = (n + align - 1) / align;
-  const int64_t parts = std::min<int64_t>(size_, units);
+  // More chunks than threads: a thread that starts late (the machine is busy) leaves its share to the
+  // others instead of holding everyone up.
+  const int64_t parts = std::min<int64_t>(size_ == 1 ? 1 : 4 * size_, units);
   run(parts, [&](int64_t p) {
     const int64_t ub = units * p / parts, ue = units * (p + 1) / parts;
     const int64_t b = ub * align, e = std::min(n, ue * align);

@@ -334,3 +334,39 @@ TEST(ExecutorConfig, HostileFilesAreRefused) {
 
 }  // namespace
 }  // namespace cml::model
+
+namespace cml::model {
+namespace {
+
+// The model_executor fuzz seeds are complete models (so the fuzzer starts from inputs that run).
+TEST(ExecutorFuzzSeeds, SeedsLoadAndRun) {
+  for (const char* name : {"llama_tiny.llama2c.bin", "gpt2_tiny.safetensors"}) {
+    auto f = open_weight_file(std::string(CML_SOURCE_DIR) + "/fuzz/corpus/model_executor/" + name);
+    ASSERT_TRUE(f.is_ok()) << name << ": " << f.status().to_string();
+    auto e = Executor::create(std::shared_ptr<const WeightFile>(std::move(*f)), {}, {});
+    ASSERT_TRUE(e.is_ok()) << name << ": " << e.status().to_string();
+    ASSERT_TRUE((*e)->start_sequence(1).is_ok());
+    std::vector<float> out;
+    ASSERT_TRUE((*e)->forward(1, 0, std::vector<int32_t>{0, 15, 3}, out).is_ok()) << name;
+    EXPECT_EQ(out.size(), 3u * 16);
+  }
+}
+
+TEST(HfConfigJson, ParsesKnownFieldsAndRefusesJunk) {
+  auto ok = parse_hf_config_json(R"({"n_head": 4, "layer_norm_epsilon": 1e-5, "n_embd": 48})");
+  ASSERT_TRUE(ok.is_ok());
+  EXPECT_EQ(*ok->n_heads, 4);
+  EXPECT_DOUBLE_EQ(*ok->norm_eps, 1e-5);
+  auto llama = parse_hf_config_json(R"({"num_attention_heads": 32, "num_key_value_heads": 8, "rms_norm_eps": 1e-6})");
+  ASSERT_TRUE(llama.is_ok());
+  EXPECT_EQ(*llama->n_kv_heads, 8);
+  EXPECT_FALSE(parse_hf_config_json("[1, 2]").is_ok());
+  EXPECT_FALSE(parse_hf_config_json("{\"n_head\": ").is_ok());
+  EXPECT_FALSE(parse_hf_config_json(std::string((1 << 20) + 1, ' ')).is_ok());
+  auto wrong_type = parse_hf_config_json(R"({"n_head": "4"})");
+  ASSERT_TRUE(wrong_type.is_ok());
+  EXPECT_FALSE(wrong_type->n_heads.has_value());
+}
+
+}  // namespace
+}  // namespace cml::model

@@ -1,7 +1,14 @@
 # Model runtime: LinearBackend agreement, executor (Llama / GPT-2 layer ranges), sampler, reference models.
 foreach(n linear_backend_agreement_test executor_test sampler_test reference_models_test)
-  if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/${n}.cpp)
-    cml_add_test(model_${n} SOURCES ${CMAKE_CURRENT_LIST_DIR}/${n}.cpp DEPS cml::model)
-    target_include_directories(model_${n} PRIVATE ${PROJECT_SOURCE_DIR})
-  endif()
+  cml_add_test(model_${n} SOURCES ${CMAKE_CURRENT_LIST_DIR}/${n}.cpp DEPS cml::model LABELS model)
+  target_include_directories(model_${n} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_compile_definitions(model_${n} PRIVATE CML_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 endforeach()
+
+# The cml binary itself.
+if(TARGET cml)
+  cml_add_test(model_generate_cli_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/generate_cli_test.cpp DEPS cml::base LABELS model)
+  target_include_directories(model_generate_cli_test PRIVATE ${PROJECT_SOURCE_DIR})
+  target_compile_definitions(model_generate_cli_test PRIVATE CML_BINARY="$<TARGET_FILE:cml>")
+  add_dependencies(model_generate_cli_test cml)
+endif()

@@ -240,7 +240,8 @@ TEST(Kernels, Activations) {
 
 TEST(Kernels, RopeBothStyles) {
   const int64_t heads = 2, hd = 8, pos = 5;
-  RopeTable table(16, hd, 10000.0f);
+  RopeTable table(hd, 10000.0f);
+  table.reserve(16);
   for (auto style : {RopeStyle::kInterleaved, RopeStyle::kHalf}) {
     auto x = randv(heads * hd, 8);
     auto y = x;

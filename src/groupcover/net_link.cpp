@@ -115,7 +115,20 @@ void WorkerServer::accept_loop() {
     }
     std::lock_guard lock(mu_);
     if (stopped_) return;
-    threads_.emplace_back([this, st = std::move(stream).value()]() mutable {
+    // Reap connections that have ended (a long-running worker sees many).
+    std::erase_if(threads_, [](Conn& c) {
+      if (!c.done->load()) return false;
+      c.thread.join();
+      return true;
+    });
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    Conn conn;
+    conn.done = done;
+    conn.thread = std::thread([this, done, st = std::move(stream).value()]() mutable {
+      struct MarkDone {
+        std::atomic<bool>& d;
+        ~MarkDone() { d = true; }
+      } mark{*done};
       net::ChannelConfig c = base_config();
       c.provider = &provider;
       auto ch = net::SecureChannel::accept(std::move(st), c);
@@ -128,7 +141,10 @@ void WorkerServer::accept_loop() {
       }
       service_->serve(*link).ignore_error();
       link->abort();
+      std::lock_guard l3(mu_);
+      std::erase(links_, link);
     });
+    threads_.push_back(std::move(conn));
   }
 }
 
@@ -148,7 +164,7 @@ std::string WorkerServer::local_endpoint() const {
 }
 
 void WorkerServer::stop() {
-  std::vector<std::thread> threads;
+  std::vector<Conn> threads;
   {
     std::lock_guard lock(mu_);
     stopped_ = true;
@@ -159,7 +175,7 @@ void WorkerServer::stop() {
   cv_.notify_all();
   listener_->close();
   if (accept_thread_.joinable() && accept_thread_.get_id() != std::this_thread::get_id()) accept_thread_.join();
-  for (auto& t : threads) t.join();
+  for (auto& t : threads) t.thread.join();
 }
 
 void WorkerServer::wait() {

@@ -61,7 +61,11 @@ class WorkerServer {
   std::condition_variable cv_;
   bool stopped_ = false;
   std::vector<std::shared_ptr<MessageLink>> links_;
-  std::vector<std::thread> threads_;
+  struct Conn {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Conn> threads_;  // finished connections are joined and dropped on the next accept
 };
 
 }  // namespace cml::groupcover

@@ -37,8 +37,8 @@ TEST(GroupCoverModel, Stories260KGreedyStoryMatchesExactly) {
   CML_TESTDATA_OR_SKIP(gguf, "llm/stories260K/tinyllamas-stories-260k-f32.gguf");
   CML_TESTDATA_OR_SKIP(ids_path, "llm/stories260K/greedy_t0_n200_token_ids.json");
   const Bytes raw = cml::testing::read_testdata(ids_path);
-  auto j = nlohmann::json::parse(raw.begin(), raw.end());
-  const auto expected = j["generated_token_ids_after_bos"].get<std::vector<int32_t>>();
+  auto doc = nlohmann::json::parse(raw.begin(), raw.end());
+  const auto expected = doc["generated_token_ids_after_bos"].get<std::vector<int32_t>>();
   ASSERT_EQ(expected.size(), 200u);
 
   auto opened = model::open_weight_file(gguf);

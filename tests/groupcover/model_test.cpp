@@ -144,5 +144,60 @@ TEST(GroupCoverModel, Gpt2SyntheticLogitsAgreeWithLocal) {
   EXPECT_EQ(backend.stats().freivalds_failures, 0u);
 }
 
+// The GPT-2 fixture of the model runtime (tests/data/gpt2_tiny, Hugging Face safetensors with Conv1D
+// [in, out] weights): offline bundles from the file's own tensors, logits with offload against local
+// compute (1e-3 relative) and against the independent PyTorch float64 reference.
+TEST(GroupCoverModel, Gpt2FixtureLogitsWithOffloadMatchLocal) {
+  const std::string dir = std::string(CML_SOURCE_DIR) + "/tests/data/gpt2_tiny/";
+  auto opened = model::open_weight_file(dir + "model.safetensors");
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  std::shared_ptr<const model::WeightFile> file = std::move(opened).value();
+  auto ref_file = model::open_weight_file(dir + "reference.safetensors");
+  ASSERT_TRUE(ref_file.is_ok());
+  const model::TensorRef* tok = (*ref_file)->find("tokens");
+  const model::TensorRef* want = (*ref_file)->find("logits");
+  ASSERT_TRUE(tok && want);
+  std::vector<int32_t> tokens(static_cast<const int32_t*>(tok->data),
+                              static_cast<const int32_t*>(tok->data) + tok->numel());
+
+  auto selected = select_linear_weights(file->tensors(), file->format());
+  auto om = obfuscate_model(selected, {});
+  ASSERT_TRUE(om.is_ok()) << om.status().to_string();
+  LocalWorker worker;
+  BackendConfig c;
+  c.freivalds = true;
+  GroupCoverBackend backend(c, om->secrets, om->worker, worker.factory());
+  model::ExecutorOptions opt;
+  opt.backend = &backend;
+  opt.overrides.n_heads = 4;  // from the fixture's config.json
+  auto remote = model::Executor::create(file, {}, opt);
+  ASSERT_TRUE(remote.is_ok()) << remote.status().to_string();
+  model::ExecutorOptions lopt;
+  lopt.overrides.n_heads = 4;
+  auto local = model::Executor::create(file, {}, lopt);
+  ASSERT_TRUE(local.is_ok());
+  std::vector<float> a, b;
+  ASSERT_TRUE((*local)->start_sequence(1).is_ok());
+  ASSERT_TRUE((*remote)->start_sequence(1).is_ok());
+  ASSERT_TRUE((*local)->forward(1, 0, tokens, a).is_ok());
+  ASSERT_TRUE((*remote)->forward(1, 0, tokens, b).is_ok());
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_EQ(int64_t(a.size()), want->numel());
+  const float* ref = static_cast<const float*>(want->data);
+  double max_d = 0, max_a = 0, max_ref_d = 0, max_ref = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    max_d = std::max(max_d, std::fabs(double(a[i]) - b[i]));
+    max_a = std::max(max_a, std::fabs(double(a[i])));
+    max_ref_d = std::max(max_ref_d, std::fabs(double(b[i]) - ref[i]));
+    max_ref = std::max(max_ref, std::fabs(double(ref[i])));
+  }
+  std::printf(
+      "gpt2_tiny with offload: max|offload-local|/max|local| = %.3g, max|offload-pytorch|/max|pytorch| = %.3g\n",
+      max_d / max_a, max_ref_d / max_ref);
+  EXPECT_LT(max_d / max_a, 1e-3);
+  EXPECT_LT(max_ref_d / max_ref, 1e-3);
+  EXPECT_EQ(backend.stats().freivalds_failures, 0u);
+}
+
 }  // namespace
 }  // namespace cml::groupcover

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "model/tokenizer.h"
@@ -23,25 +24,12 @@ std::string utf8(char32_t cp) {
 
 const cml::model::Tokenizer& tokenizer() {
   static const auto tok = [] {
-    std::string enc = "{";
-    for (int b = 0; b < 256; ++b) {
-      std::string u = utf8(cml::model::gpt2_byte_to_unicode(static_cast<uint8_t>(b)));
-      if (u == "\"" || u == "\\") u = "\\" + u;
-      enc += "\"" + u + "\":" + std::to_string(b) + ",";
-    }
-    const char* extra[] = {"\xC4\xA0t",
-                           "he",
-                           "\xC4\xA0the",
-                           "in",
-                           "er",
-                           "\xC4\xA0"
-                           "a",
-                           "an",
-                           "on",
-                           "<|endoftext|>"};
+    nlohmann::json vocab = nlohmann::json::object();
+    for (int b = 0; b < 256; ++b) vocab[utf8(cml::model::gpt2_byte_to_unicode(static_cast<uint8_t>(b)))] = b;
+    const char* extra[] = {"\xC4\xA0t", "he", "\xC4\xA0the", "in", "er", "\xC4\xA0\x61", "an", "on", "<|endoftext|>"};
     int id = 256;
-    for (const char* e : extra) enc += "\"" + std::string(e) + "\":" + std::to_string(id++) + ",";
-    enc.back() = '}';
+    for (const char* e : extra) vocab[e] = id++;
+    const std::string enc = vocab.dump();
     std::string merges = "#version: 0.2\n\xC4\xA0 t\nh e\n\xC4\xA0t he\ni n\ne r\n\xC4\xA0 a\na n\no n\n";
     auto r = cml::model::parse_gpt2_tokenizer(enc, merges);
     if (!r.is_ok()) std::abort();

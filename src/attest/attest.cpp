@@ -6,10 +6,14 @@ namespace cml::attest {
 
 std::string_view evidence_type_name(EvidenceType t) {
   switch (t) {
-    case EvidenceType::kMock: return "mock";
-    case EvidenceType::kNitro: return "nitro";
-    case EvidenceType::kSevSnp: return "sev-snp";
-    case EvidenceType::kTdx: return "tdx";
+    case EvidenceType::kMock:
+      return "mock";
+    case EvidenceType::kNitro:
+      return "nitro";
+    case EvidenceType::kSevSnp:
+      return "sev-snp";
+    case EvidenceType::kTdx:
+      return "tdx";
   }
   return "unknown";
 }
@@ -43,7 +47,8 @@ Status appraise(const Claims& claims, const Policy& policy, WallTime now) {
       return policy_error("TCB status " + claims.tcb_status + " not accepted by policy");
   }
   if (policy.max_age && claims.issued_at) {
-    if (now - *claims.issued_at > *policy.max_age) return policy_error("evidence is older than the allowed maximum age");
+    if (now - *claims.issued_at > *policy.max_age)
+      return policy_error("evidence is older than the allowed maximum age");
   }
   return ok_status();
 }
@@ -58,7 +63,9 @@ Status check_binding(const Claims& claims, ByteSpan public_key, ByteSpan nonce) 
   return ok_status();
 }
 
-void VerifierSet::add(std::shared_ptr<const Verifier> v) { verifiers_[v->type()] = std::move(v); }
+void VerifierSet::add(std::shared_ptr<const Verifier> v) {
+  verifiers_[v->type()] = std::move(v);
+}
 
 Result<Claims> VerifierSet::verify(const Evidence& evidence, WallTime now) const {
   auto it = verifiers_.find(evidence.type);

@@ -57,10 +57,10 @@ struct Claims {
   Bytes user_data;                    // Nitro user_data (empty otherwise)
   Bytes report_data;                  // SNP/TDX: full 64-byte report data
   std::map<std::string, Bytes> measurements;
-  bool debug = false;                      // debug enclave / debug policy / TD debug attribute
-  std::optional<WallTime> issued_at;       // document timestamp where the format has one (Nitro)
-  std::string tcb_status;                  // TDX with collateral: "UpToDate", "OutOfDate", …; else empty
-  std::vector<std::string> advisories;     // TDX advisory ids (e.g. "INTEL-SA-00837")
+  bool debug = false;                          // debug enclave / debug policy / TD debug attribute
+  std::optional<WallTime> issued_at;           // document timestamp where the format has one (Nitro)
+  std::string tcb_status;                      // TDX with collateral: "UpToDate", "OutOfDate", …; else empty
+  std::vector<std::string> advisories;         // TDX advisory ids (e.g. "INTEL-SA-00837")
   std::map<std::string, std::string> details;  // further printable fields (module id, policy bits, TCB …)
 };
 

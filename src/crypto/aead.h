@@ -2,6 +2,9 @@
 //
 // An Aead object holds one key and a reusable OpenSSL cipher context, so sealing a record costs no
 // allocation. seal/open work in place or out of place (out may alias in exactly).
+// Nonce rules: seal/open take exactly 12 bytes. The detached variants take what the suite defines:
+// ChaCha20-Poly1305 exactly 12 bytes (RFC 8439), AES-GCM 1..128 bytes (128 is OpenSSL 3's bound; the
+// GCM standard allows longer). Any other length is INVALID_ARGUMENT and touches no output.
 // Thread safety: one thread per object (the context is stateful); create one per direction.
 #pragma once
 
@@ -24,6 +27,14 @@ Result<AeadSuite> parse_aead_suite(std::string_view name);
 constexpr size_t kAeadKeySize = 32;
 constexpr size_t kAeadNonceSize = 12;
 constexpr size_t kAeadTagSize = 16;
+constexpr size_t kAeadMaxGcmNonceSize = 128;
+
+class Aead;
+namespace detail {
+// AES-GCM with a 16-, 24- or 32-byte key. Only for conformance tests (Wycheproof covers all three key
+// sizes); the protocol uses Aead::create. suite() reports kAes256Gcm whatever the key size.
+Result<Aead> aes_gcm_any_key_size(ByteSpan key);
+}  // namespace detail
 
 class Aead {
  public:
@@ -37,8 +48,8 @@ class Aead {
 
   // Encrypts plaintext into out[0, n) and writes the tag to out[n, n+16); out.size() must be n + 16.
   Status seal(ByteSpan nonce, ByteSpan aad, ByteSpan plaintext, MutableByteSpan out);
-  // Decrypts ciphertext‖tag (in.size() >= 16) into out (out.size() == in.size() - 16). CRYPTO on a bad tag;
-  // out is wiped then.
+  // Decrypts ciphertext‖tag (in.size() >= 16) into out (out.size() == in.size() - 16). CRYPTO on a bad tag
+  // or a record shorter than the tag; out is wiped on a bad tag.
   Status open(ByteSpan nonce, ByteSpan aad, ByteSpan ciphertext_and_tag, MutableByteSpan out);
 
   // Variants with a detached tag and any nonce length the suite accepts (for Wycheproof vectors).
@@ -47,6 +58,7 @@ class Aead {
   Status open_detached(ByteSpan nonce, ByteSpan aad, ByteSpan ciphertext, ByteSpan tag, MutableByteSpan plaintext);
 
  private:
+  friend Result<Aead> detail::aes_gcm_any_key_size(ByteSpan key);
   struct Impl;
   Aead(AeadSuite suite, std::unique_ptr<Impl> impl);
   AeadSuite suite_;

@@ -10,13 +10,22 @@
 
 #include <algorithm>
 
+#include "crypto/openssl_error.h"
+
 namespace cml::crypto {
+
+using internal::openssl_failure;
 
 namespace {
 struct BnFree {
   void operator()(BIGNUM* b) const { BN_free(b); }
 };
 using BnPtr = std::unique_ptr<BIGNUM, BnFree>;
+
+// A P-521 DER signature is at most 139 bytes; an RSA-4096 SPKI about 550. Anything far larger is refused
+// before OpenSSL parses it.
+constexpr size_t kMaxDerSignature = 256;
+constexpr size_t kMaxSpki = 4096;
 
 size_t field_size_of(const PublicKey& key) {
   int bits = EVP_PKEY_get_bits(key.get());
@@ -48,22 +57,26 @@ Result<PublicKey> PublicKey::from_ec_point(Curve curve, ByteSpan point) {
   EVP_PKEY* pkey = nullptr;
   int ok = EVP_PKEY_fromdata_init(ctx) == 1 && EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) == 1;
   EVP_PKEY_CTX_free(ctx);
-  if (!ok || !pkey) return crypto_error("EC public point is not on the curve");
+  if (!ok || !pkey) {
+    EVP_PKEY_free(pkey);
+    return openssl_failure(crypto_error("EC public point is not on the curve"));
+  }
   // fromdata does not always check the point; do it explicitly.
   EVP_PKEY_CTX* check = EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr);
   bool valid = check && EVP_PKEY_public_check(check) == 1;
   EVP_PKEY_CTX_free(check);
   if (!valid) {
     EVP_PKEY_free(pkey);
-    return crypto_error("EC public point is not on the curve");
+    return openssl_failure(crypto_error("EC public point is not on the curve"));
   }
   return PublicKey(pkey);
 }
 
 Result<PublicKey> PublicKey::from_spki_der(ByteSpan der) {
+  if (der.size() > kMaxSpki) return invalid_argument("SubjectPublicKeyInfo too long");
   const unsigned char* p = der.data();
   EVP_PKEY* pkey = d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size()));
-  if (!pkey) return invalid_argument("malformed SubjectPublicKeyInfo");
+  if (!pkey) return openssl_failure(invalid_argument("malformed SubjectPublicKeyInfo"));
   if (p != der.data() + der.size()) {
     EVP_PKEY_free(pkey);
     return invalid_argument("trailing bytes after SubjectPublicKeyInfo");
@@ -94,22 +107,28 @@ Result<Bytes> ecdsa_raw_to_der(ByteSpan raw) {
 }
 
 Result<Bytes> ecdsa_der_to_raw(ByteSpan der, size_t field_size) {
+  if (der.size() > kMaxDerSignature) return crypto_error("DER ECDSA signature too long");
   const unsigned char* p = der.data();
   ECDSA_SIG* sig = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size()));
-  if (!sig) return crypto_error("malformed DER ECDSA signature");
+  if (!sig) return openssl_failure(crypto_error("malformed DER ECDSA signature"));
   bool trailing = p != der.data() + der.size();
   const BIGNUM *r = nullptr, *s = nullptr;
   ECDSA_SIG_get0(sig, &r, &s);
   Bytes out(2 * field_size);
-  bool ok = !trailing && BN_bn2binpad(r, out.data(), static_cast<int>(field_size)) >= 0 &&
+  // BN_bn2binpad writes the magnitude only, so a negative r or s must be refused, not turned positive
+  // (OpenSSL 3.0 already refuses negative INTEGERs here; this keeps the rule whatever the library does).
+  bool ok = !trailing && !BN_is_negative(r) && !BN_is_negative(s) && field_size > 0 && field_size <= 66 &&
+            BN_bn2binpad(r, out.data(), static_cast<int>(field_size)) >= 0 &&
             BN_bn2binpad(s, out.data() + field_size, static_cast<int>(field_size)) >= 0;
   ECDSA_SIG_free(sig);
-  if (!ok) return crypto_error("ECDSA signature does not fit the curve");
+  if (!ok) return openssl_failure(crypto_error("ECDSA signature does not fit the curve"));
   return out;
 }
 
 Status ecdsa_verify_digest(const PublicKey& key, ByteSpan digest, ByteSpan signature, SignatureFormat format) {
   if (!key.valid()) return invalid_argument("no public key");
+  // An RSA (or other) key must not be used here: OpenSSL would run its own algorithm on the bytes.
+  if (EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_EC) return invalid_argument("ECDSA verification needs an EC key");
   Bytes der_storage;
   ByteSpan der = signature;
   if (format == SignatureFormat::kRaw) {
@@ -118,9 +137,10 @@ Status ecdsa_verify_digest(const PublicKey& key, ByteSpan digest, ByteSpan signa
     der = der_storage;
   } else {
     // Strict DER: re-encode and compare, so BER variants and trailing bytes are refused.
+    if (signature.size() > kMaxDerSignature) return crypto_error("DER ECDSA signature too long");
     const unsigned char* p = signature.data();
     ECDSA_SIG* sig = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(signature.size()));
-    if (!sig) return crypto_error("malformed DER ECDSA signature");
+    if (!sig) return openssl_failure(crypto_error("malformed DER ECDSA signature"));
     unsigned char* re = nullptr;
     int len = i2d_ECDSA_SIG(sig, &re);
     ECDSA_SIG_free(sig);
@@ -130,11 +150,10 @@ Status ecdsa_verify_digest(const PublicKey& key, ByteSpan digest, ByteSpan signa
   }
   EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(key.get(), nullptr);
   if (!ctx) return internal_error("EVP_PKEY_CTX_new failed");
-  int rc = EVP_PKEY_verify_init(ctx) == 1
-               ? EVP_PKEY_verify(ctx, der.data(), der.size(), digest.data(), digest.size())
-               : -1;
+  int rc =
+      EVP_PKEY_verify_init(ctx) == 1 ? EVP_PKEY_verify(ctx, der.data(), der.size(), digest.data(), digest.size()) : -1;
   EVP_PKEY_CTX_free(ctx);
-  if (rc != 1) return crypto_error("ECDSA signature verification failed");
+  if (rc != 1) return openssl_failure(crypto_error("ECDSA signature verification failed"));
   return ok_status();
 }
 

@@ -36,7 +36,8 @@ enum class SignatureFormat {
 };
 
 // Verifies `signature` over `message` (hashed with `hash`). Returns OK, or CRYPTO with a reason
-// (bad encoding, mismatch). Never throws; malformed signatures are CRYPTO, not crashes.
+// (bad encoding, mismatch); INVALID_ARGUMENT when `key` is empty or not an EC key. Never throws;
+// malformed signatures are CRYPTO, not crashes.
 Status ecdsa_verify(const PublicKey& key, HashAlg hash, ByteSpan message, ByteSpan signature, SignatureFormat format);
 // Same over a precomputed digest.
 Status ecdsa_verify_digest(const PublicKey& key, ByteSpan digest, ByteSpan signature, SignatureFormat format);

@@ -4,14 +4,16 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 
+#include "crypto/openssl_error.h"
+
 namespace cml::crypto {
 
 namespace {
 Result<SecretBytes> run_hkdf(int mode, ByteSpan salt, ByteSpan key, ByteSpan info, size_t length) {
-  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  // Fetched once: an explicit fetch per call costs a locked provider lookup.
+  static EVP_KDF* const kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
   if (!kdf) return crypto_error("HKDF unavailable in OpenSSL");
   EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
-  EVP_KDF_free(kdf);
   if (!ctx) return crypto_error("HKDF context allocation failed");
   static uint8_t kZeroSalt[32] = {};
   char digest[] = "SHA256";
@@ -19,20 +21,26 @@ Result<SecretBytes> run_hkdf(int mode, ByteSpan salt, ByteSpan key, ByteSpan inf
   int n = 0;
   params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0);
   params[n++] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
-  params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(key.data()), key.size());
+  // An empty span may carry a null pointer, which OpenSSL reads as "no key" and fails the derivation;
+  // RFC 5869 allows an empty IKM, so point at a real (zero-length) buffer instead.
+  static uint8_t kNoBytes[1] = {};
+  uint8_t* key_ptr = key.empty() ? kNoBytes : const_cast<uint8_t*>(key.data());
+  params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, key_ptr, key.size());
   if (mode != EVP_KDF_HKDF_MODE_EXPAND_ONLY) {
     if (salt.empty())
       params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, kZeroSalt, sizeof kZeroSalt);
     else
-      params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt.data()), salt.size());
+      params[n++] =
+          OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt.data()), salt.size());
   }
   if (mode != EVP_KDF_HKDF_MODE_EXTRACT_ONLY)
-    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<uint8_t*>(info.data()), info.size());
+    params[n++] =
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<uint8_t*>(info.data()), info.size());
   params[n] = OSSL_PARAM_construct_end();
   SecretBytes out(length);
   int rc = EVP_KDF_derive(ctx, out.data(), out.size(), params);
   EVP_KDF_CTX_free(ctx);
-  if (rc != 1) return crypto_error("HKDF derivation failed");
+  if (rc != 1) return internal::openssl_failure(crypto_error("HKDF derivation failed"));
   return out;
 }
 }  // namespace

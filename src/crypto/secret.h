@@ -1,4 +1,5 @@
-// SecretBytes: a byte buffer that wipes itself (OPENSSL_cleanse) on destruction, move and resize.
+// SecretBytes: a byte buffer that wipes itself (OPENSSL_cleanse) on destruction, move-assignment and wipe();
+// a moved-from object is empty.
 // Use it for every key, shared secret and seed. Copying is explicit (clone()).
 // Thread safety: a value; one thread per object.
 #pragma once

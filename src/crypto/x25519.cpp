@@ -4,9 +4,12 @@
 
 #include <memory>
 
+#include "crypto/openssl_error.h"
 #include "crypto/random.h"
 
 namespace cml::crypto {
+
+using internal::openssl_failure;
 
 namespace {
 struct PkeyFree {
@@ -18,15 +21,19 @@ struct PkeyCtxFree {
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 }  // namespace
 
+void X25519KeyPair::KeyFree::operator()(EVP_PKEY* key) const {
+  EVP_PKEY_free(key);
+}
+
 Result<X25519KeyPair> X25519KeyPair::from_private(ByteSpan sk) {
   if (sk.size() != 32) return invalid_argument("X25519 private key must be 32 bytes");
   PkeyPtr key(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, sk.data(), sk.size()));
-  if (!key) return crypto_error("X25519 private key rejected");
+  if (!key) return openssl_failure(crypto_error("X25519 private key rejected"));
   X25519KeyPair kp;
   size_t len = kp.public_.size();
   if (EVP_PKEY_get_raw_public_key(key.get(), kp.public_.data(), &len) != 1 || len != 32)
-    return crypto_error("X25519 public key derivation failed");
-  kp.private_ = SecretBytes(sk);
+    return openssl_failure(crypto_error("X25519 public key derivation failed"));
+  kp.key_.reset(key.release());
   return kp;
 }
 
@@ -39,17 +46,18 @@ X25519KeyPair X25519KeyPair::generate() {
 
 Result<SecretBytes> X25519KeyPair::derive(ByteSpan peer_public) const {
   if (peer_public.size() != 32) return invalid_argument("X25519 public key must be 32 bytes");
-  PkeyPtr self(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, private_.data(), private_.size()));
+  if (!key_) return invalid_argument("X25519 key pair is empty (moved from)");
   PkeyPtr peer(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, peer_public.data(), peer_public.size()));
-  if (!self || !peer) return crypto_error("X25519 key import failed");
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new(self.get(), nullptr));
+  if (!peer) return openssl_failure(crypto_error("X25519 peer key import failed"));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new(key_.get(), nullptr));
   if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 || EVP_PKEY_derive_set_peer(ctx.get(), peer.get()) != 1)
-    return crypto_error("X25519 derive setup failed");
+    return openssl_failure(crypto_error("X25519 derive setup failed"));
   SecretBytes shared(32);
   size_t len = shared.size();
-  // OpenSSL fails the derivation when the result is all-zero (low-order peer point).
+  // OpenSSL fails the derivation when the result is all-zero (low-order peer point); the explicit
+  // check below keeps that rule whatever the library does.
   if (EVP_PKEY_derive(ctx.get(), shared.data(), &len) != 1 || len != 32)
-    return crypto_error("X25519 shared secret is non-contributory (low-order peer key)");
+    return openssl_failure(crypto_error("X25519 shared secret is non-contributory (low-order peer key)"));
   uint8_t acc = 0;
   for (size_t i = 0; i < 32; ++i) acc |= shared.data()[i];
   if (acc == 0) return crypto_error("X25519 shared secret is non-contributory (low-order peer key)");

@@ -2,9 +2,12 @@
 #pragma once
 
 #include <array>
+#include <memory>
 
 #include "base/bytes.h"
 #include "crypto/secret.h"
+
+typedef struct evp_pkey_st EVP_PKEY;
 
 namespace cml::crypto {
 
@@ -23,7 +26,12 @@ class X25519KeyPair {
   Result<SecretBytes> derive(ByteSpan peer_public) const;
 
  private:
-  SecretBytes private_;
+  struct KeyFree {
+    void operator()(EVP_PKEY* key) const;
+  };
+  // The imported private key (OpenSSL wipes it on free). Kept so that derive() costs one scalar
+  // multiplication; importing the private key again would compute the public key each time.
+  std::unique_ptr<EVP_PKEY, KeyFree> key_;
   X25519PublicKey public_{};
 };
 

@@ -354,10 +354,7 @@ std::string gguf_type_name(uint32_t ggml_type) {
 }
 
 Result<std::unique_ptr<WeightFile>> open_gguf(const std::string& path) {
-  CML_ASSIGN_OR_RETURN(auto storage, Storage::map_file(path));
-  auto r = parse(std::move(storage));
-  if (!r.is_ok()) return r.status().with_context(path);
-  return r;
+  return detail::open_mapped(path, parse);
 }
 
 Result<std::unique_ptr<WeightFile>> parse_gguf(ByteSpan data) {

@@ -142,10 +142,7 @@ Result<uint64_t> llama2c_expected_file_size(const Llama2cConfig& c) {
 }
 
 Result<std::unique_ptr<WeightFile>> open_llama2c_checkpoint(const std::string& path) {
-  CML_ASSIGN_OR_RETURN(auto storage, Storage::map_file(path));
-  auto r = parse(std::move(storage));
-  if (!r.is_ok()) return r.status().with_context(path);
-  return r;
+  return detail::open_mapped(path, parse);
 }
 
 Result<std::unique_ptr<WeightFile>> parse_llama2c_checkpoint(ByteSpan data) {

@@ -191,10 +191,7 @@ std::string_view safetensors_dtype_name(tensor::DType dtype) {
 }
 
 Result<std::unique_ptr<WeightFile>> open_safetensors(const std::string& path) {
-  CML_ASSIGN_OR_RETURN(auto storage, Storage::map_file(path));
-  auto r = parse(std::move(storage));
-  if (!r.is_ok()) return r.status().with_context(path);
-  return r;
+  return detail::open_mapped(path, parse);
 }
 
 Result<std::unique_ptr<WeightFile>> parse_safetensors(ByteSpan data) {

@@ -5,7 +5,9 @@
 // piece (byte-fallback tokens <0xNN> for characters not in the vocabulary and for invalid bytes), then
 // repeated merging of the adjacent pair whose concatenation is the highest-scoring piece (leftmost on ties).
 // Decoding maps byte tokens back to their byte, drops the leading space of the first piece after BOS, and
-// renders control tokens (BOS, EOS) as nothing.
+// renders control tokens (BOS, EOS) as nothing, so decode(encode(s, true)) == s for any bytes s when the
+// vocabulary has the 256 byte tokens (as Llama's does). BOS/EOS: GGUF tokenizer.ggml.*_token_id, or 1 and 2
+// for tokenizer.bin.
 //
 // GPT-2: encoder.json + vocab.bpe. Text is split by the GPT-2 pre-tokenization rules
 // ('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+), implemented by hand over

@@ -126,6 +126,13 @@ void BasicWeightFile::ensure_aligned() {
   }
 }
 
+Result<std::unique_ptr<WeightFile>> open_mapped(const std::string& path, StorageParser parse) {
+  CML_ASSIGN_OR_RETURN(auto storage, Storage::map_file(path));
+  auto r = parse(std::move(storage));
+  if (!r.is_ok()) return r.status().with_context(path);
+  return r;
+}
+
 Result<uint64_t> checked_nbytes(std::span<const int64_t> shape, size_t elem_size, const std::string& what) {
   uint64_t n = 1;
   for (int64_t d : shape) {

@@ -64,6 +64,10 @@ class BasicWeightFile final : public WeightFile {
   std::map<std::string, MetaValue> meta_;
 };
 
+// Maps `path` and runs a loader's parser over it; errors are prefixed with the path.
+using StorageParser = Result<std::unique_ptr<WeightFile>> (*)(std::shared_ptr<Storage>);
+Result<std::unique_ptr<WeightFile>> open_mapped(const std::string& path, StorageParser parse);
+
 // a * b, or nullopt-like failure (false) on uint64 overflow.
 inline bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) {
   return !__builtin_mul_overflow(a, b, out);

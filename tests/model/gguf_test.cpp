@@ -59,7 +59,7 @@ class GgufBuilder {
 
   Bytes build() const {
     ByteWriter w;
-    w.bytes(as_bytes("GGUF"));
+    for (char c : std::string_view("GGUF")) w.u8(static_cast<uint8_t>(c));
     w.u32_le(version_);
     if (version_ == 1) {
       w.u32_le(static_cast<uint32_t>(n_t_));

@@ -8,7 +8,13 @@ namespace cml::testing {
 
 std::optional<std::string> testdata_dir() {
   const char* env = std::getenv("CML_TESTDATA_DIR");
-  if (env && std::filesystem::is_directory(env)) return std::string(env);
+  if (env && *env) {
+    if (std::filesystem::is_directory(env)) return std::string(env);
+    return std::nullopt;  // an explicit setting wins, even when it names nothing
+  }
+#ifdef CML_TESTDATA_DIR_DEFAULT
+  if (std::filesystem::is_directory(CML_TESTDATA_DIR_DEFAULT)) return std::string(CML_TESTDATA_DIR_DEFAULT);
+#endif
   return std::nullopt;
 }
 

@@ -1,6 +1,6 @@
 // The GroupCover worker link over the project transport (net::SecureChannel over TCP or VSock).
 //
-// Channel choice (docs/threat-model-groupcover.md): the TEE is the initiator of a one-way session and
+// Channel choice (docs/threat-model.md §4): the TEE is the initiator of a one-way session and
 // sends no evidence (the worker has no policy it could enforce on it). The worker, as responder, must
 // present evidence in that mode; it has no TEE, so it presents a *mock* document naming itself
 // ("cml-groupcover-worker"), which authenticates nothing. The channel therefore gives confidentiality

@@ -20,12 +20,14 @@
 #include <string>
 #include <vector>
 
+#include "apps/cml/blas_env.h"
 #include "apps/cml/commands.h"
 #include "groupcover/backend.h"
 #include "groupcover/linalg.h"
 #include "groupcover/net_link.h"
 #include "model/executor.h"
 #include "model/synthetic.h"
+#include "tensor/linear.h"
 
 namespace cml::app {
 namespace {
@@ -156,6 +158,8 @@ double copy_gbps() {
 }
 
 std::string run_bench(const BenchOptions& o, nlohmann::json& j) {
+  // Before any BLAS call: OpenBLAS picks its kernels when it loads; the worker child inherits the variable.
+  reexec_with_blas_core_if_needed();
   model::SyntheticSpec spec = model::gpt2_124m_spec(tensor::DType::kF32);
   int decode_tokens = 64, prefill_tokens = 128;
   if (o.quick) {
@@ -169,6 +173,7 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& j) {
     prefill_tokens = 32;
   }
   std::shared_ptr<const model::WeightFile> file = model::make_synthetic_gpt2(spec);
+  j["blas_core"] = tensor::blas_core();
   j["machine_bounds"] = {{"sgemm_1thread_gflops", sgemm_gflops()}, {"memcpy_gbps", copy_gbps()}};
   auto worker = start_worker(o.threads);
   if (!worker.is_ok()) return worker.status().to_string();
@@ -185,8 +190,8 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& j) {
     c.freivalds = freivalds;
     c.worker_label = (*worker)->endpoint;
     c.timeout = std::chrono::seconds(120);
-    c.pool_capacity = std::max(prefill_tokens, decode_tokens) + 16;
-    c.refill_batch = 16;
+    c.pool_capacity = std::max(prefill_tokens, decode_tokens) + 64;
+    c.refill_batch = 64;
     groupcover::GroupCoverBackend be(c, groupcover::ObfuscationConfig{}, *connect);
     return measure(file, &be, baseline ? nullptr : &be, o.threads, decode_tokens, prefill_tokens);
   };

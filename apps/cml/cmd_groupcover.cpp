@@ -6,6 +6,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "apps/cml/blas_env.h"
 #include "apps/cml/commands.h"
 #include "apps/cml/offload_flags.h"
 #include "crypto/random.h"
@@ -189,7 +190,10 @@ const CommandRegistrar kGroupCover("groupcover", [](CLI::App& root) {
   ob->add_option("--max-dominance", f->max_dominance, "Redraw mixes keeping a row this close in direction")
       ->capture_default_str();
   ob->add_option("--only", f->only, "Only tensors whose name contains this");
-  ob->callback([f] { obfuscate(*f); });
+  ob->callback([f] {
+    reexec_with_blas_core_if_needed();
+    obfuscate(*f);
+  });
 
   auto af = std::make_shared<ObfFlags>();
   auto* au = gc->add_subcommand("audit", "What an attacker with W'' and the worker's transcript can recover");
@@ -209,6 +213,7 @@ const CommandRegistrar kGroupCover("groupcover", [](CLI::App& root) {
   ge->add_option("--steps", g->steps, "Tokens to generate")->capture_default_str();
   add_offload_flags(*ge, g->offload);
   ge->callback([g] {
+    reexec_with_blas_core_if_needed();
     if (g->offload.offload.empty()) g->offload.offload = "groupcover";
     generate(*g);
   });

@@ -5,6 +5,7 @@
 #include <memory>
 #include <thread>
 
+#include "apps/cml/blas_env.h"
 #include "apps/cml/commands.h"
 #include "groupcover/net_link.h"
 #include "groupcover/offload.h"
@@ -83,7 +84,10 @@ const CommandRegistrar kWorker("worker", [](CLI::App& root) {
   cmd->add_option("--threads", f->threads, "BLAS threads")->capture_default_str();
   cmd->add_option("--max-model-gib", f->max_model_gib, "Largest model a client may upload")->capture_default_str();
   cmd->add_flag("--cuda", f->cuda, "Compute with cuBLAS (CML_WITH_CUDA builds)");
-  cmd->callback([f] { run_worker(*f); });
+  cmd->callback([f] {
+    reexec_with_blas_core_if_needed();  // before any BLAS call: the worker does all the heavy products
+    run_worker(*f);
+  });
 });
 
 }  // namespace

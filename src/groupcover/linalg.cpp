@@ -91,6 +91,14 @@ double condition_number(std::span<const double> a, int k) {
 
 void gemm_abt(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, float beta) {
   if (m == 0 || n == 0) return;
+  if (m <= 2) {
+    // Decode-sized products: sgemm would first pack (copy) all of B, tripling the memory traffic of a
+    // product that is bound by reading B once; one sgemv per row reads B once per row instead.
+    for (int64_t i = 0; i < m; ++i)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(n), blasint(k), 1.0f, b, blasint(k), a + i * k, 1, beta,
+                  c + i * n, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(n), blasint(k), 1.0f, a, blasint(k), b,
               blasint(k), beta, c, blasint(n));
 }

@@ -157,6 +157,9 @@ double copy_gbps() {
   return double(a.size()) * reps / (now_s() - t0) / 1e9;
 }
 
+// Masks per refill GEMM: W'' is read once per batch, so decode pays 1/64 of a weight pass per token.
+constexpr int64_t kRefillBatch = 64;
+
 std::string run_bench(const BenchOptions& o, nlohmann::json& j) {
   // Before any BLAS call: OpenBLAS picks its kernels when it loads; the worker child inherits the variable.
   reexec_with_blas_core_if_needed();
@@ -190,8 +193,8 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& j) {
     c.freivalds = freivalds;
     c.worker_label = (*worker)->endpoint;
     c.timeout = std::chrono::seconds(120);
-    c.pool_capacity = std::max(prefill_tokens, decode_tokens) + 64;
-    c.refill_batch = 64;
+    c.pool_capacity = std::max(prefill_tokens, decode_tokens) + kRefillBatch;
+    c.refill_batch = kRefillBatch;
     groupcover::GroupCoverBackend be(c, groupcover::ObfuscationConfig{}, *connect);
     return measure(file, &be, baseline ? nullptr : &be, o.threads, decode_tokens, prefill_tokens);
   };
@@ -206,6 +209,10 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& j) {
   j["model"] = o.quick ? "gpt2-shaped (quick, small)" : "gpt2-124M-shaped synthetic f32";
   j["threads"] = o.threads;
   j["worker"] = "separate process on loopback, SecureChannel (AES-256-GCM)";
+  j["thread_config"] = {
+      {"tee_executor_threads", o.threads}, {"tee_blas_threads", 1},
+      {"tee_refill_threads", 1},           {"worker_blas_threads", o.threads},
+      {"refill_batch", kRefillBatch},      {"pool_capacity", std::max(prefill_tokens, decode_tokens) + kRefillBatch}};
   j["decode_tokens"] = decode_tokens;
   j["local_ms_per_token"] = local->decode_ms;
   j["plain_offload_ms_per_token"] = plain->decode_ms;

@@ -8,6 +8,7 @@
 
 #include "apps/cml/blas_env.h"
 #include "apps/cml/commands.h"
+#include "apps/cml/offload_flags.h"
 #include "model/executor.h"
 #include "model/generate.h"
 #include "model/tokenizer.h"
@@ -24,6 +25,7 @@ struct GenerateFlags {
   uint64_t seed = 0;
   bool seed_given = false;
   int threads = 2;
+  OffloadFlags offload;  // --offload groupcover --worker ADDR [--secrets DIR --key-file K] [--freivalds]
 };
 
 // The tokenizer for a model: --tokenizer, else the one embedded in a GGUF file, else a tokenizer.bin /
@@ -58,6 +60,12 @@ int run_generate(const GenerateFlags& f) {
   model::ExecutorOptions eo;
   eo.threads = f.threads;
   eo.max_sequences = 1;
+  auto offload = make_backend_for_flags(f.offload);  // declared first: outlives the executor
+  if (!offload.is_ok()) {
+    std::fprintf(stderr, "cml generate: %s\n", offload.status().to_string().c_str());
+    return 1;
+  }
+  eo.backend = offload->get();
   auto ex_or = model::Executor::open(f.model, {}, eo);
   if (!ex_or.is_ok()) {
     std::fprintf(stderr, "cml generate: %s\n", ex_or.status().to_string().c_str());
@@ -132,6 +140,7 @@ const CommandRegistrar kGenerate("generate", [](CLI::App& root) {
   c->add_option("--threads", f->threads, "Compute threads")->capture_default_str()->check(CLI::Range(1, 256));
   c->add_option("--tokenizer", f->tokenizer,
                 "Tokenizer file or directory (default: embedded in GGUF, or found beside the model)");
+  add_offload_flags(*c, f->offload);
   c->callback([f, seed] {
     reexec_with_blas_core_if_needed();
     f->seed_given = seed->count() > 0;

@@ -1,0 +1,94 @@
+#include "groupcover/mask_pool.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "crypto/secret.h"
+#include "groupcover/linalg.h"
+#include "groupcover/rng.h"
+
+namespace cml::groupcover {
+namespace {
+void wipe(float* p, size_t n) {
+  crypto::secure_wipe({reinterpret_cast<uint8_t*>(p), n * sizeof(float)});
+}
+}  // namespace
+
+MaskPool::MaskPool(const WorkerMatrix& w2, int64_t capacity, int64_t batch)
+    : w2_(w2), capacity_(std::max<int64_t>(capacity, 1)), batch_(std::clamp<int64_t>(batch, 1, capacity_)) {}
+
+MaskPool::~MaskPool() {
+  for (auto& b : batches_) {
+    wipe(b.r.data(), b.r.size());
+    wipe(b.u.data(), b.u.size());
+  }
+}
+
+void MaskPool::generate(int64_t n, std::vector<float>& r, std::vector<float>& u) {
+  thread_local SecureRng rng;
+  r.resize(size_t(n * w2_.in));
+  u.resize(size_t(n * w2_.out));
+  rng.fill_mask(r);
+  gemm_abt(r.data(), w2_.data, u.data(), n, w2_.out, w2_.in);
+  generated_ += uint64_t(n);
+}
+
+bool MaskPool::wants_refill() const {
+  std::lock_guard lock(mu_);
+  return available_ + batch_ <= capacity_;
+}
+
+int64_t MaskPool::available() const {
+  std::lock_guard lock(mu_);
+  return available_;
+}
+
+bool MaskPool::refill() {
+  if (!wants_refill()) return false;
+  Batch b;
+  b.n = batch_;
+  generate(batch_, b.r, b.u);
+  ++refills_;
+  std::lock_guard lock(mu_);
+  available_ += b.n;
+  batches_.push_back(std::move(b));
+  return true;
+}
+
+void MaskPool::take(int64_t n, float* r, float* u) {
+  const int64_t in = w2_.in, out = w2_.out;
+  int64_t done = 0;
+  {
+    std::lock_guard lock(mu_);
+    while (done < n && !batches_.empty()) {
+      Batch& b = batches_.front();
+      const int64_t k = std::min(n - done, b.n - b.next);
+      float* br = b.r.data() + b.next * in;
+      float* bu = b.u.data() + b.next * out;
+      std::memcpy(r + done * in, br, size_t(k * in) * sizeof(float));
+      std::memcpy(u + done * out, bu, size_t(k * out) * sizeof(float));
+      wipe(br, size_t(k * in));
+      wipe(bu, size_t(k * out));
+      b.next += k;
+      done += k;
+      available_ -= k;
+      if (b.next == b.n) batches_.pop_front();
+    }
+  }
+  if (done < n) {
+    std::vector<float> rr, uu;
+    generate(n - done, rr, uu);
+    std::memcpy(r + done * in, rr.data(), rr.size() * sizeof(float));
+    std::memcpy(u + done * out, uu.data(), uu.size() * sizeof(float));
+    wipe(rr.data(), rr.size());
+    wipe(uu.data(), uu.size());
+    misses_ += uint64_t(n - done);
+  }
+  taken_ += uint64_t(n);
+}
+
+MaskPoolStats MaskPool::stats() const {
+  return {taken_.load(), misses_.load(), refills_.load(), generated_.load()};
+}
+
+}  // namespace cml::groupcover

@@ -1,4 +1,4 @@
-// GroupCover bundles (format: docs/protocol-groupcover.md §Bundles).
+// GroupCover bundles (format: docs/protocol.md §11).
 //
 //   worker bundle  W'' of every obfuscated matrix, nothing secret. Byte layout (little-endian):
 //                    magic "CMLGCW1\0" | u32 version=1 | u32 n | n × (u32 out, u32 in) | data (f32 rows)

@@ -1,4 +1,4 @@
-// GroupCover worker protocol (docs/protocol-groupcover.md). Every message is a small binary header
+// GroupCover worker protocol (docs/protocol.md §11). Every message is a small binary header
 // (big-endian) plus an optional float32 payload, carried over a MessageLink (link.h):
 //
 //   header := magic u16 = 0x4743 ("GC") | type u8 | fields…

@@ -1,4 +1,4 @@
-// Control and data protocol between the orchestrator and the stages (docs/protocol-pipeline.md).
+// Control and data protocol between the orchestrator and the stages (docs/protocol.md §10).
 //
 // Control: versioned JSON objects {"v":1,"type":"...", ...} carried in Data records on the control
 // channel. decode_control() checks the size before parsing, the version, the type and every field, and

@@ -260,6 +260,90 @@ CML_AVX512 void axpy_avx512(const WeightView& w, const float* x, int64_t ldx, fl
   }
 }
 
+// BF16 axpy form with the same even/odd split as dot_bf16_avx512: a 64-byte load covers 32 outputs; the
+// even and odd outputs accumulate in separate 16-lane blocks of a scratch buffer (per 32-block: 16 even,
+// then 16 odd), put back in order at the end. Per element the sum is the same k-ordered chain of FMAs as
+// axpy_avx512, so the numbers are identical; only the lanes differ.
+template <int R>
+CML_AVX512 void axpy_bf16_avx512(const WeightView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t ob,
+                                 int64_t oe) {
+  const int64_t n = oe - ob;
+  const int64_t full = n / 32 * 32;
+  if (full < n) axpy_avx512<DType::kBF16, R>(w, x, ldx, y, ldy, ob + full, oe);
+  if (full == 0) return;
+  thread_local std::vector<float> acc_buf;
+  acc_buf.assign(static_cast<size_t>(R * full), 0.0f);
+  float* acc = acc_buf.data();
+  const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  const uint16_t* base = static_cast<const uint16_t*>(w.data) + ob;
+  int64_t k = 0;
+  for (; k + 4 <= w.in; k += 4) {
+    const uint16_t* w0 = base + k * w.out;
+    const uint16_t* w1 = w0 + w.out;
+    const uint16_t* w2 = w1 + w.out;
+    const uint16_t* w3 = w2 + w.out;
+    if (k + 8 <= w.in) {
+      for (int j = 4; j < 8; ++j) {
+        const char* next = reinterpret_cast<const char*>(base + (k + j) * w.out);
+        for (int64_t b = 0; b < full * 2 && b < 512; b += 64) _mm_prefetch(next + b, _MM_HINT_T0);
+      }
+    }
+    for (int64_t b = 0; b < full; b += 32) {
+      const __m512i v0 = _mm512_loadu_si512(w0 + b), v1 = _mm512_loadu_si512(w1 + b), v2 = _mm512_loadu_si512(w2 + b),
+                    v3 = _mm512_loadu_si512(w3 + b);
+      const __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(v0, 16)),
+                   o0 = _mm512_castsi512_ps(_mm512_and_si512(v0, hi_mask));
+      const __m512 e1 = _mm512_castsi512_ps(_mm512_slli_epi32(v1, 16)),
+                   o1 = _mm512_castsi512_ps(_mm512_and_si512(v1, hi_mask));
+      const __m512 e2 = _mm512_castsi512_ps(_mm512_slli_epi32(v2, 16)),
+                   o2 = _mm512_castsi512_ps(_mm512_and_si512(v2, hi_mask));
+      const __m512 e3 = _mm512_castsi512_ps(_mm512_slli_epi32(v3, 16)),
+                   o3 = _mm512_castsi512_ps(_mm512_and_si512(v3, hi_mask));
+      for (int r = 0; r < R; ++r) {
+        const float* xr = x + r * ldx + k;
+        const __m512 x0 = _mm512_set1_ps(xr[0]), x1 = _mm512_set1_ps(xr[1]), x2 = _mm512_set1_ps(xr[2]),
+                     x3 = _mm512_set1_ps(xr[3]);
+        float* pe = acc + r * full + b;
+        __m512 ae = _mm512_loadu_ps(pe), ao = _mm512_loadu_ps(pe + 16);
+        ae = _mm512_fmadd_ps(x0, e0, ae);
+        ao = _mm512_fmadd_ps(x0, o0, ao);
+        ae = _mm512_fmadd_ps(x1, e1, ae);
+        ao = _mm512_fmadd_ps(x1, o1, ao);
+        ae = _mm512_fmadd_ps(x2, e2, ae);
+        ao = _mm512_fmadd_ps(x2, o2, ao);
+        ae = _mm512_fmadd_ps(x3, e3, ae);
+        ao = _mm512_fmadd_ps(x3, o3, ao);
+        _mm512_storeu_ps(pe, ae);
+        _mm512_storeu_ps(pe + 16, ao);
+      }
+    }
+  }
+  for (; k < w.in; ++k) {
+    const uint16_t* wk = base + k * w.out;
+    for (int64_t b = 0; b < full; b += 32) {
+      const __m512i v = _mm512_loadu_si512(wk + b);
+      const __m512 e = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)),
+                   o = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
+      for (int r = 0; r < R; ++r) {
+        const __m512 xv = _mm512_set1_ps(x[r * ldx + k]);
+        float* pe = acc + r * full + b;
+        _mm512_storeu_ps(pe, _mm512_fmadd_ps(xv, e, _mm512_loadu_ps(pe)));
+        _mm512_storeu_ps(pe + 16, _mm512_fmadd_ps(xv, o, _mm512_loadu_ps(pe + 16)));
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const float* a = acc + r * full;
+    float* yr = y + r * ldy + ob;
+    for (int64_t b = 0; b < full; b += 32) {
+      for (int i = 0; i < 16; ++i) {
+        yr[b + 2 * i] = a[b + i];
+        yr[b + 2 * i + 1] = a[b + 16 + i];
+      }
+    }
+  }
+}
+
 template <DType D>
 void gemv_avx512_group(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy,
                        int64_t ob, int64_t oe) {
@@ -272,6 +356,9 @@ void gemv_avx512_group(const WeightView& w, const float* x, int64_t ldx, int64_t
   }
 #define CML_CASE(R)                                                                                                   \
   case R:                                                                                                             \
+    if constexpr (D == DType::kBF16) {                                                                                \
+      if (w.transposed) return axpy_bf16_avx512<R>(w, x, ldx, y, ldy, ob, oe);                                        \
+    }                                                                                                                 \
     if (w.transposed) return axpy_avx512<D, R>(w, x, ldx, y, ldy, ob, oe);                                            \
     if constexpr (D == DType::kBF16) return dot_bf16_avx512<R>(w, xs.data(), w.in / 32 * 32, x, ldx, y, ldy, ob, oe); \
     return dot_avx512<D, R>(w, x, ldx, y, ldy, ob, oe);

@@ -9,6 +9,8 @@
 //     thread count, so batching sequences together does not change their numbers.
 //   * more rows (prefill): OpenBLAS sgemm (single-threaded per call; the pool splits the output columns),
 //     F16/BF16 weights converted to f32 tile by tile.
+//     The first BLAS call sets OpenBLAS to one thread process-wide (openblas_set_num_threads(1)): the
+//     thread count is the pool's, and two thread systems must not fight over the cores.
 //
 // Thread safety: linear() may be called concurrently (it uses the pool's serialisation and per-call
 // scratch).

@@ -12,3 +12,9 @@ if(TARGET cml)
   target_compile_definitions(model_generate_cli_test PRIVATE CML_BINARY="$<TARGET_FILE:cml>")
   add_dependencies(model_generate_cli_test cml)
 endif()
+
+# The benchmark command runs end to end (small sizes; figures are not checked: no timing assertions).
+if(TARGET cml)
+  add_test(NAME cml_bench_model_quick COMMAND cml bench model --quick --json)
+  set_tests_properties(cml_bench_model_quick PROPERTIES LABELS model TIMEOUT 300)
+endif()

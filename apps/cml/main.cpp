@@ -1,11 +1,10 @@
 // cml: one binary, a subcommand for every role (demo, generate, stage, orchestrate, worker, attest, bench…).
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "apps/cml/commands.h"
 #include "base/log.h"
@@ -30,14 +29,23 @@ CommandRegistrar::CommandRegistrar(std::string name, CommandSetup setup) {
 BenchRegistrar::BenchRegistrar(std::string suite, std::string help, BenchFn fn) {
   benches().push_back({std::move(suite), std::move(help), std::move(fn)});
 }
-const std::vector<std::pair<std::string, CommandSetup>>& registered_commands() { return commands(); }
-const std::vector<RegisteredBench>& registered_benches() { return benches(); }
-void set_exit_code(int code) { g_exit_code = code; }
-int exit_code() { return g_exit_code; }
+const std::vector<std::pair<std::string, CommandSetup>>& registered_commands() {
+  return commands();
+}
+const std::vector<RegisteredBench>& registered_benches() {
+  return benches();
+}
+void set_exit_code(int code) {
+  g_exit_code = code;
+}
+int exit_code() {
+  return g_exit_code;
+}
 
 namespace {
 void add_bench_command(CLI::App& root) {
-  auto* bench = root.add_subcommand("bench", "End-to-end benchmarks; prints figures beside bounds measured in the same run");
+  auto* bench =
+      root.add_subcommand("bench", "End-to-end benchmarks; prints figures beside bounds measured in the same run");
   bench->require_subcommand(1);
   auto opts = std::make_shared<BenchOptions>();
   auto json = std::make_shared<bool>(false);

@@ -63,6 +63,22 @@ Status take_array(ByteReader& r, std::array<uint8_t, N>& out, std::string_view w
   return Status::ok();
 }
 
+Status expect_code(ByteReader& r, uint8_t code, std::string_view name) {
+  CML_ASSIGN_OR_RETURN(uint8_t got, r.u8("message code"));
+  if (got != code) {
+    return protocol_error("handshake: expected " + std::string(name) + ", got code " + std::to_string(got));
+  }
+  return Status::ok();
+}
+
+// public key ‖ nonce ‖ max_record_payload, common to both hellos.
+Status get_hello_common(ByteReader& r, crypto::X25519PublicKey& pk, Nonce32& nonce, uint32_t& max_record) {
+  CML_RETURN_IF_ERROR(take_array(r, pk, "public key"));
+  CML_RETURN_IF_ERROR(take_array(r, nonce, "nonce"));
+  CML_ASSIGN_OR_RETURN(max_record, r.u32_be("max record payload"));
+  return check_max_record(max_record);
+}
+
 void tlv(Bytes& out, std::string_view label, ByteSpan value) {
   CML_CHECK(label.size() < 256 && value.size() < 65536);
   out.push_back(static_cast<uint8_t>(label.size()));
@@ -120,17 +136,12 @@ Bytes encode_client_finished(const ClientFinished& m) {
 
 Result<ClientHello> parse_client_hello(ByteSpan payload) {
   ByteReader r(payload);
-  CML_ASSIGN_OR_RETURN(uint8_t code, r.u8("message code"));
-  if (code != kClientHelloCode)
-    return protocol_error("handshake: expected ClientHello, got code " + std::to_string(code));
+  CML_RETURN_IF_ERROR(expect_code(r, kClientHelloCode, "ClientHello"));
   ClientHello m;
   CML_ASSIGN_OR_RETURN(uint8_t mode, r.u8("mode"));
   if (mode > 1) return protocol_error("handshake: unknown mode " + std::to_string(mode));
   m.mode = static_cast<HandshakeMode>(mode);
-  CML_RETURN_IF_ERROR(take_array(r, m.public_key, "public key"));
-  CML_RETURN_IF_ERROR(take_array(r, m.nonce, "nonce"));
-  CML_ASSIGN_OR_RETURN(m.max_record_payload, r.u32_be("max record payload"));
-  CML_RETURN_IF_ERROR(check_max_record(m.max_record_payload));
+  CML_RETURN_IF_ERROR(get_hello_common(r, m.public_key, m.nonce, m.max_record_payload));
   CML_ASSIGN_OR_RETURN(uint8_t n, r.u8("suite count"));
   if (n == 0 || n > kMaxOfferedSuites) return protocol_error("handshake: offers " + std::to_string(n) + " suites");
   for (uint8_t i = 0; i < n; ++i) {
@@ -149,14 +160,9 @@ Result<ClientHello> parse_client_hello(ByteSpan payload) {
 
 Result<ServerHello> parse_server_hello(ByteSpan payload) {
   ByteReader r(payload);
-  CML_ASSIGN_OR_RETURN(uint8_t code, r.u8("message code"));
-  if (code != kServerHelloCode)
-    return protocol_error("handshake: expected ServerHello, got code " + std::to_string(code));
+  CML_RETURN_IF_ERROR(expect_code(r, kServerHelloCode, "ServerHello"));
   ServerHello m;
-  CML_RETURN_IF_ERROR(take_array(r, m.public_key, "public key"));
-  CML_RETURN_IF_ERROR(take_array(r, m.nonce, "nonce"));
-  CML_ASSIGN_OR_RETURN(m.max_record_payload, r.u32_be("max record payload"));
-  CML_RETURN_IF_ERROR(check_max_record(m.max_record_payload));
+  CML_RETURN_IF_ERROR(get_hello_common(r, m.public_key, m.nonce, m.max_record_payload));
   CML_ASSIGN_OR_RETURN(uint8_t s, r.u8("suite"));
   if (!known_suite(s)) return protocol_error("handshake: unknown AEAD suite " + std::to_string(s));
   m.suite = static_cast<crypto::AeadSuite>(s);
@@ -170,10 +176,7 @@ Result<ServerHello> parse_server_hello(ByteSpan payload) {
 
 Result<ClientFinished> parse_client_finished(ByteSpan payload) {
   ByteReader r(payload);
-  CML_ASSIGN_OR_RETURN(uint8_t code, r.u8("message code"));
-  if (code != kClientFinishedCode) {
-    return protocol_error("handshake: expected ClientFinished, got code " + std::to_string(code));
-  }
+  CML_RETURN_IF_ERROR(expect_code(r, kClientFinishedCode, "ClientFinished"));
   ClientFinished m;
   CML_RETURN_IF_ERROR(take_array(r, m.finished, "finished"));
   CML_RETURN_IF_ERROR(r.expect_end("ClientFinished"));

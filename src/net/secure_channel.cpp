@@ -82,6 +82,13 @@ struct SecureChannel::Direction {
   }
 };
 
+std::vector<crypto::AeadSuite> default_suites() {
+  std::vector<crypto::AeadSuite> v;
+  v.push_back(crypto::AeadSuite::kAes256Gcm);
+  v.push_back(crypto::AeadSuite::kChaCha20Poly1305);
+  return v;
+}
+
 Status validate_config(const ChannelConfig& c, bool initiator) {
   const bool attests = !initiator || c.mode == HandshakeMode::kMutual;
   const bool verifies = initiator || c.mode == HandshakeMode::kMutual;
@@ -177,33 +184,47 @@ Status verify_peer(const ChannelConfig& c, const attest::Evidence& ev, ByteSpan 
 
 }  // namespace
 
-Result<std::unique_ptr<SecureChannel>> SecureChannel::connect(std::unique_ptr<Stream> stream,
-                                                              const ChannelConfig& config) {
+Result<std::unique_ptr<SecureChannel>> SecureChannel::establish(std::unique_ptr<Stream> stream,
+                                                                const ChannelConfig& config, bool initiator) {
   CML_CHECK(stream != nullptr);
-  CML_RETURN_IF_ERROR(validate_config(config, true));
-  std::unique_ptr<SecureChannel> ch(new SecureChannel(std::move(stream), config, true));
+  CML_RETURN_IF_ERROR(validate_config(config, initiator));
+  std::unique_ptr<SecureChannel> ch(new SecureChannel(std::move(stream), config, initiator));
   const auto t0 = std::chrono::steady_clock::now();
-  Status st = ch->run_initiator();
-  if (!st.is_ok()) {
-    ch->stream_->abort();
-    return st;
-  }
+  Status st = initiator ? ch->run_initiator() : ch->run_responder();
+  if (!st.is_ok()) return st;  // destroying the stream lets the peer read our Error frame, then EOF
   ch->handshake_time_ = std::chrono::steady_clock::now() - t0;
   return ch;
 }
 
+Result<std::unique_ptr<SecureChannel>> SecureChannel::connect(std::unique_ptr<Stream> stream,
+                                                              const ChannelConfig& config) {
+  return establish(std::move(stream), config, true);
+}
+
 Result<std::unique_ptr<SecureChannel>> SecureChannel::accept(std::unique_ptr<Stream> stream,
                                                              const ChannelConfig& config) {
-  CML_CHECK(stream != nullptr);
-  CML_RETURN_IF_ERROR(validate_config(config, false));
-  std::unique_ptr<SecureChannel> ch(new SecureChannel(std::move(stream), config, false));
-  const auto t0 = std::chrono::steady_clock::now();
-  Status st = ch->run_responder();
-  if (!st.is_ok()) {
-    ch->stream_->abort();
-    return st;
-  }
-  ch->handshake_time_ = std::chrono::steady_clock::now() - t0;
+  return establish(std::move(stream), config, false);
+}
+
+Result<std::unique_ptr<SecureChannel>> SecureChannel::connect_with_retry(const Endpoint& endpoint,
+                                                                         const ChannelConfig& config,
+                                                                         const RetryPolicy& policy, Deadline deadline,
+                                                                         const RetryHooks& hooks) {
+  return with_retry<std::unique_ptr<SecureChannel>>(
+      policy, deadline,
+      [&]() -> Result<std::unique_ptr<SecureChannel>> {
+        CML_ASSIGN_OR_RETURN(std::unique_ptr<Stream> s, net::connect(endpoint, deadline));
+        return connect(std::move(s), config);
+      },
+      hooks);
+}
+
+std::unique_ptr<SecureChannel> SecureChannel::from_key_schedule_for_testing(std::unique_ptr<Stream> stream,
+                                                                            const ChannelConfig& config, bool initiator,
+                                                                            KeySchedule ks, crypto::AeadSuite suite,
+                                                                            uint32_t peer_max_payload) {
+  std::unique_ptr<SecureChannel> ch(new SecureChannel(std::move(stream), config, initiator));
+  CML_CHECK(ch->install_keys(ks, suite, peer_max_payload).is_ok());
   return ch;
 }
 
@@ -257,6 +278,8 @@ Status SecureChannel::run_initiator() {
 Status SecureChannel::run_responder() {
   const Deadline d = Deadline::after(config_.handshake_timeout);
   Stream& s = *stream_;
+  // The ephemeral key is generated before the ClientHello arrives, off the critical path.
+  const auto kp = crypto::X25519KeyPair::generate();
   CML_ASSIGN_OR_RETURN(Bytes m1, read_hello(s, 0, d, "ClientHello"));
   auto parsed = parse_client_hello(m1);
   if (!parsed.is_ok()) return refuse(s, 1, parsed.status(), d);
@@ -288,7 +311,6 @@ Status SecureChannel::run_responder() {
                                  suites_text(config_.suites) + ")"),
                   d);
   }
-  const auto kp = crypto::X25519KeyPair::generate();
   sh.public_key = kp.public_key();
   crypto::random_fill(sh.nonce);
   sh.max_record_payload = config_.max_record_payload;
@@ -599,7 +621,7 @@ Status SecureChannel::recv_one(Message& out, Deadline deadline) {
         return Status::ok();
       }
       case MsgType::kError: {
-        if (plain > kMaxErrorReason) return protocol_error("channel: Error reason longer than 1024 bytes");
+        if (plain > kMaxErrorReason) return resource_exhausted("channel: Error reason longer than 1024 bytes");
         uint8_t* buf = rx.buf.ensure(plain);
         CML_RETURN_IF_ERROR(open_record_into(h, MutableByteSpan(buf, plain), deadline));
         return aborted("channel: peer aborted: " + sanitize_reason(ByteSpan(buf, plain)));

@@ -19,10 +19,27 @@
 //
 // Threads (blocking I/O, one thread per connection; see stream.h): after the handshake, one thread may
 // send while another receives. Send functions must not be called concurrently with each other, nor
-// recv with recv. abort() is thread-safe. Accessors are safe from any thread once established.
+// recv with recv. abort() is thread-safe. Accessors are safe from any thread once established. Destroy
+// the channel only after the threads using it have returned (call abort() first to unblock them).
 //
 // Errors: any authentication, sequence or format failure on receive is sticky (every later recv
 // returns it); the caller should drop the channel.
+//
+// Typical use (a stage accepting its upstream, then forwarding tensors downstream):
+//
+//   attest::NitroProvider self(...);                       // or MockProvider in tests
+//   ChannelConfig cfg;
+//   cfg.provider = &self;
+//   cfg.verifiers = verifiers;                             // shared VerifierSet for the peer's evidence
+//   cfg.peer_policy.expected_measurements = manifest_pcrs;  // the PEER's measurements
+//   auto listener = listen(parse_endpoint("vsock://any:5000").value());
+//   auto up = SecureChannel::accept((*listener)->accept(Deadline::never()).value(), cfg);
+//   auto down = SecureChannel::connect_with_retry(next_stage, cfg, RetryPolicy{}, Deadline::after(30s));
+//   Message m;
+//   while ((*up)->recv(m, Deadline::after(60s)).is_ok() && m.kind != Message::Kind::kShutdown) {
+//     if (m.kind == Message::Kind::kTensor) (*down)->send_tensor(run_layers(m.tensor).view(), ...);
+//     else if (m.sentinel() == Sentinel::kEnd) (*down)->send_end(...);
+//   }
 #pragma once
 
 #include <atomic>
@@ -45,6 +62,9 @@
 
 namespace cml::net {
 
+// AES-256-GCM first (hardware AES on x86 servers), then ChaCha20-Poly1305.
+std::vector<crypto::AeadSuite> default_suites();
+
 struct ChannelConfig {
   // Own evidence. Required for the responder, and for the initiator in mutual mode; must outlive the
   // handshake.
@@ -60,7 +80,7 @@ struct ChannelConfig {
   // kMutual refuses them.
   HandshakeMode mode = HandshakeMode::kMutual;
   // Initiator: suites offered in preference order. Responder: suites it accepts.
-  std::vector<crypto::AeadSuite> suites = {crypto::AeadSuite::kAes256Gcm, crypto::AeadSuite::kChaCha20Poly1305};
+  std::vector<crypto::AeadSuite> suites = default_suites();
 
   Duration handshake_timeout = std::chrono::seconds(10);
   // Largest frame payload this side accepts (advertised in the handshake; the peer never sends more).
@@ -106,6 +126,20 @@ class SecureChannel {
   static Result<std::unique_ptr<SecureChannel>> connect(std::unique_ptr<Stream> stream, const ChannelConfig& config);
   // Runs the responder's side.
   static Result<std::unique_ptr<SecureChannel>> accept(std::unique_ptr<Stream> stream, const ChannelConfig& config);
+  // Connects to `endpoint` and runs the initiator's handshake, retrying both under `policy` while the
+  // peer is unreachable or slow (UNAVAILABLE, TIMEOUT). Attestation, policy, crypto and protocol failures
+  // and peer refusals are returned at once.
+  static Result<std::unique_ptr<SecureChannel>> connect_with_retry(const Endpoint& endpoint,
+                                                                   const ChannelConfig& config,
+                                                                   const RetryPolicy& policy, Deadline deadline,
+                                                                   const RetryHooks& hooks = {});
+
+  // Builds an established channel from a key schedule without running the handshake. Only for
+  // known-answer tests and interoperability vectors (docs/protocol.md §7); never in production code.
+  static std::unique_ptr<SecureChannel> from_key_schedule_for_testing(std::unique_ptr<Stream> stream,
+                                                                      const ChannelConfig& config, bool initiator,
+                                                                      KeySchedule ks, crypto::AeadSuite suite,
+                                                                      uint32_t peer_max_payload);
 
   ~SecureChannel();
   SecureChannel(const SecureChannel&) = delete;
@@ -151,6 +185,8 @@ class SecureChannel {
  private:
   struct Direction;
   SecureChannel(std::unique_ptr<Stream> stream, const ChannelConfig& config, bool initiator);
+  static Result<std::unique_ptr<SecureChannel>> establish(std::unique_ptr<Stream> stream, const ChannelConfig& config,
+                                                          bool initiator);
   Status run_initiator();
   Status run_responder();
   Status install_keys(KeySchedule& ks, crypto::AeadSuite suite, uint32_t peer_max_payload);

@@ -343,11 +343,13 @@ Result<std::unique_ptr<Listener>> listen_vsock(const Endpoint& ep, int backlog) 
 // In-memory pipe: one bounded ring buffer per direction.
 
 struct PipeBuffer {
-  explicit PipeBuffer(size_t capacity) : ring(capacity) {}
+  // The ring is not zero-filled: every byte is written before it is read.
+  explicit PipeBuffer(size_t capacity) : ring(std::make_unique_for_overwrite<uint8_t[]>(capacity)), cap(capacity) {}
   std::mutex mu;
   std::condition_variable readable;
   std::condition_variable writable;
-  std::vector<uint8_t> ring;
+  std::unique_ptr<uint8_t[]> ring;
+  size_t cap;
   size_t head = 0;  // read position
   size_t size = 0;  // buffered bytes
   bool writer_closed = false;
@@ -363,6 +365,8 @@ bool wait_until(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, D
   }
   return cv.wait_until(lk, d.at(), pred);
 }
+
+constexpr size_t kPipeSlice = 256 * 1024;
 
 class PipeStream final : public Stream {
  public:
@@ -390,12 +394,17 @@ class PipeStream final : public Stream {
     }
     if (b.aborted) return unavailable("pipe " + name_ + " aborted");
     if (b.size == 0) return size_t{0};  // writer closed
-    const size_t cap = b.ring.size();
+    // Copy outside the lock (one reader per direction): the region stays counted in `size`, so the
+    // writer cannot reuse it, and the writer can fill free space concurrently.
+    const size_t cap = b.cap;
+    const size_t head = b.head;
     const size_t n = std::min(buf.size(), b.size);
-    const size_t first = std::min(n, cap - b.head);
-    std::memcpy(buf.data(), b.ring.data() + b.head, first);
-    if (n > first) std::memcpy(buf.data() + first, b.ring.data(), n - first);
-    b.head = (b.head + n) % cap;
+    lk.unlock();
+    const size_t first = std::min(n, cap - head);
+    std::memcpy(buf.data(), b.ring.get() + head, first);
+    if (n > first) std::memcpy(buf.data() + first, b.ring.get(), n - first);
+    lk.lock();
+    b.head = (head + n) % cap;
     b.size -= n;
     lk.unlock();
     b.writable.notify_one();
@@ -404,7 +413,7 @@ class PipeStream final : public Stream {
 
   Status write_all(std::span<const ByteSpan> parts, Deadline deadline) override {
     PipeBuffer& b = *out_;
-    const size_t cap = b.ring.size();
+    const size_t cap = b.cap;
     for (ByteSpan part : parts) {
       while (!part.empty()) {
         std::unique_lock lk(b.mu);
@@ -415,11 +424,15 @@ class PipeStream final : public Stream {
         if (b.aborted) return unavailable("pipe " + name_ + " aborted");
         if (b.writer_closed) return unavailable("write to " + name_ + " after shutdown");
         if (b.reader_closed) return unavailable("pipe " + name_ + ": peer closed");
-        const size_t n = std::min(part.size(), cap - b.size);
+        // Reserve free space, copy outside the lock (one writer per direction), then publish. Slices
+        // of at most 256 KiB let the reader start copying out while the rest is copied in.
+        const size_t n = std::min({part.size(), cap - b.size, kPipeSlice});
         const size_t tail = (b.head + b.size) % cap;
+        lk.unlock();
         const size_t first = std::min(n, cap - tail);
-        std::memcpy(b.ring.data() + tail, part.data(), first);
-        if (n > first) std::memcpy(b.ring.data(), part.data() + first, n - first);
+        std::memcpy(b.ring.get() + tail, part.data(), first);
+        if (n > first) std::memcpy(b.ring.get(), part.data() + first, n - first);
+        lk.lock();
         b.size += n;
         lk.unlock();
         b.readable.notify_one();

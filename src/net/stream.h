@@ -4,8 +4,9 @@
 // connection or peer. Every operation that can wait takes a Deadline; when it passes the operation
 // returns TIMEOUT and the stream stays usable (a partial read or write leaves it in an undefined
 // position, so callers treat TIMEOUT mid-frame as fatal for that connection). There are no callbacks and
-// no event loop; Asio is used for name resolution, connect and accept on TCP, and poll(2) on the native
-// handle enforces deadlines.
+// no event loop. On TCP, Asio resolves names, opens and binds sockets and listens; connect, accept and
+// every read and write then run on the native handle in non-blocking mode with ppoll(2) enforcing the
+// deadline, so no call can block past it (name resolution itself is not deadline-bounded).
 //
 // Thread safety of a Stream: at most one thread reading and at most one thread writing at a time (they
 // may be different threads, so a connection can be full duplex). abort() may be called from any thread

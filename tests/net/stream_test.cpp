@@ -1,0 +1,319 @@
+#include "net/stream.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "net_test_util.h"
+
+namespace cml::net {
+namespace {
+
+using std::chrono::milliseconds;
+
+void echo_once(Stream& a, Stream& b) {
+  const Bytes header = to_bytes("HDR"), body = to_bytes("payload");
+  const ByteSpan parts[2] = {header, body};
+  NET_ASSERT_OK(a.write_all(std::span<const ByteSpan>(parts), testing::soon()));
+  Bytes got(10);
+  NET_ASSERT_OK(b.read_exact(got, testing::soon()));
+  EXPECT_EQ(as_string_view(got), "HDRpayload");
+}
+
+TEST(Pipe, DuplexAndEndOfStream) {
+  auto pipe_a = make_pipe(64);
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
+  echo_once(*a, *b);
+  echo_once(*b, *a);
+  NET_ASSERT_OK(a->write_all(to_bytes("tail"), testing::soon()));
+  NET_ASSERT_OK(a->shutdown_write());
+  Bytes got(4);
+  NET_ASSERT_OK(b->read_exact(got, testing::soon()));
+  uint8_t one;
+  auto r = b->read_some(MutableByteSpan(&one, 1), testing::soon());
+  NET_ASSERT_OK(r);
+  EXPECT_EQ(*r, 0u);  // end of stream after the buffered bytes
+  EXPECT_EQ(a->write_all(to_bytes("x"), testing::soon()).code(), StatusCode::kUnavailable);
+}
+
+TEST(Pipe, LargeTransferThroughSmallBuffer) {
+  auto pipe_a = make_pipe(1000);
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
+  Bytes data(1 << 20);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = uint8_t(i * 31);
+  std::thread w([&] { EXPECT_TRUE(a->write_all(data, testing::soon()).is_ok()); });
+  Bytes got(data.size());
+  NET_ASSERT_OK(b->read_exact(got, testing::soon()));
+  w.join();
+  EXPECT_EQ(got, data);
+}
+
+TEST(Pipe, ReadTimeoutLeavesStreamUsable) {
+  auto pipe_a = make_pipe();
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
+  uint8_t buf[4];
+  NET_EXPECT_ERROR(b->read_some(buf, Deadline::after(milliseconds(20))), StatusCode::kTimeout, "deadline");
+  echo_once(*a, *b);
+}
+
+TEST(Pipe, WriteTimeoutWhenFull) {
+  auto pipe_a = make_pipe(8);
+  auto& a = pipe_a.first;
+  NET_EXPECT_ERROR(a->write_all(Bytes(9), Deadline::after(milliseconds(20))), StatusCode::kTimeout, "deadline");
+}
+
+TEST(Pipe, CloseWakesReaderAndAbortWakesBoth) {
+  auto pipe_a = make_pipe();
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
+  std::thread t([&] { a.reset(); });
+  Bytes got(4);
+  NET_EXPECT_ERROR(b->read_exact(got, testing::soon()), StatusCode::kUnavailable, "closed the stream after 0 of 4");
+  t.join();
+  auto pipe_c = make_pipe();
+  auto& c = pipe_c.first;
+  std::thread t2([&] { c->abort(); });
+  NET_EXPECT_ERROR(c->read_exact(got, testing::soon()), StatusCode::kUnavailable, "aborted");
+  t2.join();
+}
+
+TEST(PipeListener, ConnectAccept) {
+  PipeListener l("stage0");
+  EXPECT_EQ(l.local_endpoint(), "pipe://stage0");
+  NET_EXPECT_ERROR(l.accept(Deadline::after(milliseconds(10))), StatusCode::kTimeout, "deadline");
+  auto c = l.connect();
+  NET_ASSERT_OK(c);
+  auto s = l.accept(testing::soon());
+  NET_ASSERT_OK(s);
+  echo_once(**c, **s);
+  l.close();
+  NET_EXPECT_ERROR(l.accept(testing::soon()), StatusCode::kAborted, "closed");
+  EXPECT_EQ(l.connect().status().code(), StatusCode::kUnavailable);
+}
+
+TEST(Tcp, LoopbackEcho) {
+  auto l = listen(parse_endpoint("tcp://127.0.0.1:0").value());
+  NET_ASSERT_OK(l);
+  auto ep = parse_endpoint((*l)->local_endpoint());
+  NET_ASSERT_OK(ep);
+  EXPECT_NE(ep->port, 0u);
+  std::unique_ptr<Stream> server;
+  std::thread t([&] {
+    auto s = (*l)->accept(testing::soon());
+    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+    server = std::move(s).value();
+  });
+  auto c = connect(*ep, testing::soon());
+  NET_ASSERT_OK(c);
+  t.join();
+  ASSERT_TRUE(server);
+  echo_once(**c, *server);
+  echo_once(*server, **c);
+  // Large gathered write, read on the other side concurrently.
+  Bytes big(4 << 20, 0x5A);
+  std::thread w([&] { EXPECT_TRUE((*c)->write_all(big, testing::soon()).is_ok()); });
+  Bytes got(big.size());
+  NET_ASSERT_OK(server->read_exact(got, testing::soon()));
+  w.join();
+  EXPECT_EQ(got, big);
+  // Half-close: the server reads end of stream.
+  NET_ASSERT_OK((*c)->shutdown_write());
+  uint8_t one;
+  auto r = server->read_some(MutableByteSpan(&one, 1), testing::soon());
+  NET_ASSERT_OK(r);
+  EXPECT_EQ(*r, 0u);
+}
+
+TEST(Tcp, TimeoutsAndAbort) {
+  auto l = listen(parse_endpoint("tcp://127.0.0.1:0").value());
+  NET_ASSERT_OK(l);
+  NET_EXPECT_ERROR((*l)->accept(Deadline::after(milliseconds(20))), StatusCode::kTimeout, "deadline");
+  auto c = connect(parse_endpoint((*l)->local_endpoint()).value(), testing::soon());
+  NET_ASSERT_OK(c);
+  auto s = (*l)->accept(testing::soon());
+  NET_ASSERT_OK(s);
+  uint8_t buf[8];
+  NET_EXPECT_ERROR((*s)->read_some(buf, Deadline::after(milliseconds(20))), StatusCode::kTimeout, "deadline");
+  std::thread t([&] { (*s)->abort(); });
+  NET_EXPECT_ERROR((*s)->read_some(buf, testing::soon()), StatusCode::kUnavailable, "aborted");
+  t.join();
+  std::thread t2([&] { (*l)->close(); });
+  NET_EXPECT_ERROR((*l)->accept(testing::soon()), StatusCode::kAborted, "closed");
+  t2.join();
+}
+
+TEST(Tcp, ConnectRefused) {
+  // Bind then close to find a port nobody listens on.
+  std::string ep;
+  {
+    auto l = listen(parse_endpoint("tcp://127.0.0.1:0").value());
+    NET_ASSERT_OK(l);
+    ep = (*l)->local_endpoint();
+  }
+  NET_EXPECT_ERROR(connect(parse_endpoint(ep).value(), testing::soon()), StatusCode::kUnavailable, "connect to");
+  NET_EXPECT_ERROR(connect(parse_endpoint("tcp://no-such-host.invalid:1").value(), testing::soon()),
+                   StatusCode::kUnavailable, "resolve");
+}
+
+TEST(Endpoint, Parse) {
+  auto e = parse_endpoint("tcp://127.0.0.1:8080");
+  NET_ASSERT_OK(e);
+  EXPECT_EQ(e->kind, Endpoint::Kind::kTcp);
+  EXPECT_EQ(e->host, "127.0.0.1");
+  EXPECT_EQ(e->port, 8080u);
+  EXPECT_EQ(e->to_string(), "tcp://127.0.0.1:8080");
+  e = parse_endpoint("tcp://[::1]:0");
+  NET_ASSERT_OK(e);
+  EXPECT_EQ(e->host, "::1");
+  EXPECT_EQ(e->to_string(), "tcp://[::1]:0");
+  e = parse_endpoint("tcp://stage-1.local:65535");
+  NET_ASSERT_OK(e);
+  EXPECT_EQ(e->host, "stage-1.local");
+  e = parse_endpoint("vsock://16:5000");
+  NET_ASSERT_OK(e);
+  EXPECT_EQ(e->kind, Endpoint::Kind::kVsock);
+  EXPECT_EQ(e->cid, 16u);
+  EXPECT_EQ(e->port, 5000u);
+  EXPECT_EQ(e->to_string(), "vsock://16:5000");
+  EXPECT_EQ(parse_endpoint("vsock://any:1").value().cid, kVsockCidAny);
+  EXPECT_EQ(parse_endpoint("vsock://host:1").value().cid, 2u);
+  EXPECT_EQ(parse_endpoint("vsock://local:1").value().cid, 1u);
+  EXPECT_EQ(parse_endpoint("vsock://3:4294967295").value().port, 4294967295u);
+  for (const char* bad : {"", "tcp://", "tcp://host", "tcp://host:", "tcp://host:65536", "tcp://host:-1", "tcp://:80",
+                          "tcp://host:8o", "tcp://::1:80", "tcp://[zz]:80", "udp://host:1", "vsock://x:1",
+                          "vsock://3:4294967296", "vsock://3", "vsock://-1:2", "TCP://h:1", "tcp://a b:1"}) {
+    EXPECT_EQ(parse_endpoint(bad).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST(Vsock, LiveLoopbackOrSkip) {
+  if (!vsock_available()) GTEST_SKIP() << "AF_VSOCK is not available in this kernel; live VSock test skipped";
+  auto l = listen(parse_endpoint("vsock://any:0").value());
+  if (!l.is_ok()) GTEST_SKIP() << "cannot listen on VSock here: " << l.status().to_string();
+  auto local = parse_endpoint((*l)->local_endpoint());
+  NET_ASSERT_OK(local);
+  Endpoint target{Endpoint::Kind::kVsock, "", kVsockCidLocal, local->port};
+  auto c = connect(target, Deadline::after(std::chrono::seconds(2)));
+  if (!c.is_ok()) GTEST_SKIP() << "no VSock loopback (vsock_loopback module?): " << c.status().to_string();
+  auto s = (*l)->accept(testing::soon());
+  NET_ASSERT_OK(s);
+  echo_once(**c, **s);
+  echo_once(**s, **c);
+}
+
+TEST(Retry, DelaysGrowCapAndJitter) {
+  RetryPolicy p;
+  p.initial_delay = milliseconds(100);
+  p.max_delay = milliseconds(1000);
+  p.multiplier = 2.0;
+  p.jitter = 0.5;
+  EXPECT_EQ(p.delay_for_retry(0, 0.0), milliseconds(100));
+  EXPECT_EQ(p.delay_for_retry(1, 0.0), milliseconds(200));
+  EXPECT_EQ(p.delay_for_retry(3, 0.0), milliseconds(800));
+  EXPECT_EQ(p.delay_for_retry(4, 0.0), milliseconds(1000));  // capped
+  EXPECT_EQ(p.delay_for_retry(60, 0.0), milliseconds(1000));
+  EXPECT_EQ(p.delay_for_retry(1, 1.0), milliseconds(100));  // full jitter halves it
+  EXPECT_EQ(p.delay_for_retry(4, 0.5), milliseconds(750));
+}
+
+TEST(Retry, RetriesUnavailableThenSucceeds) {
+  RetryPolicy p;
+  p.max_attempts = 5;
+  p.initial_delay = milliseconds(10);
+  p.jitter = 0.0;
+  std::vector<Duration> slept;
+  RetryHooks hooks;
+  hooks.sleep = [&](Duration d) { slept.push_back(d); };
+  int calls = 0;
+  auto r = with_retry<int>(
+      p, Deadline::never(),
+      [&]() -> Result<int> {
+        if (++calls < 4) return unavailable("not yet");
+        return 42;
+      },
+      hooks);
+  NET_ASSERT_OK(r);
+  EXPECT_EQ(*r, 42);
+  EXPECT_EQ(calls, 4);
+  ASSERT_EQ(slept.size(), 3u);
+  EXPECT_EQ(slept[0], milliseconds(10));
+  EXPECT_EQ(slept[1], milliseconds(20));
+  EXPECT_EQ(slept[2], milliseconds(40));
+}
+
+TEST(Retry, StopsOnPermanentErrorsAndExhaustion) {
+  RetryPolicy p;
+  p.max_attempts = 3;
+  RetryHooks hooks;
+  int sleeps = 0;
+  hooks.sleep = [&](Duration) { ++sleeps; };
+  hooks.uniform = [] { return 0.25; };
+  int calls = 0;
+  Status st = retry_loop(
+      p, Deadline::never(),
+      [&] {
+        ++calls;
+        return policy_error("bad measurement");
+      },
+      hooks);
+  EXPECT_EQ(st.code(), StatusCode::kPolicy);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(sleeps, 0);
+  calls = 0;
+  st = retry_loop(
+      p, Deadline::never(),
+      [&] {
+        ++calls;
+        return unavailable("refused");
+      },
+      hooks);
+  NET_EXPECT_ERROR(st, StatusCode::kUnavailable, "after 3 attempts");
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(sleeps, 2);
+  // A deadline shorter than the next delay stops early without sleeping.
+  calls = 0;
+  sleeps = 0;
+  p.initial_delay = std::chrono::hours(1);
+  p.max_delay = std::chrono::hours(2);
+  st = retry_loop(
+      p, Deadline::after(std::chrono::seconds(5)),
+      [&] {
+        ++calls;
+        return timeout_error("slow");
+      },
+      hooks);
+  NET_EXPECT_ERROR(st, StatusCode::kTimeout, "deadline");
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(sleeps, 0);
+}
+
+TEST(Retry, ConnectWithRetryReachesLateListener) {
+  // The first attempts are refused; the hook starts the listener before the third attempt.
+  std::string ep;
+  {
+    auto probe = listen(parse_endpoint("tcp://127.0.0.1:0").value());
+    NET_ASSERT_OK(probe);
+    ep = (*probe)->local_endpoint();
+  }
+  const Endpoint target = parse_endpoint(ep).value();
+  std::unique_ptr<Listener> late;
+  RetryPolicy p;
+  p.max_attempts = 5;
+  RetryHooks hooks;
+  int retries = 0;
+  hooks.sleep = [](Duration) {};
+  hooks.on_retry = [&](int k, const Status& st, Duration) {
+    EXPECT_EQ(st.code(), StatusCode::kUnavailable);
+    ++retries;
+    if (k == 1) late = std::move(listen(target).value());
+  };
+  auto c = connect_with_retry(target, p, testing::soon(), hooks);
+  NET_ASSERT_OK(c);
+  EXPECT_EQ(retries, 2);
+}
+
+}  // namespace
+}  // namespace cml::net

@@ -148,7 +148,7 @@ Result<DecodeFigures> process_pipeline(const std::string& source, uint32_t stage
                                    (dir / ("stage" + std::to_string(i) + ".log")).string()));
   }
   pipeline::SecureNetworkConfig nc;
-  nc.verifiers = pipeline_verifiers();
+  nc.verifiers = pipeline_verifiers(m);
   auto net = pipeline::make_secure_network(nc);
   pipeline::OrchestratorOptions oo;
   oo.connect_timeout = std::chrono::seconds(120);  // stage processes build their model first

@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "apps/cml/pipeline_cli.h"
 #include "attest/mock.h"
+#include "attest/platform.h"
 #include "model/weights.h"
 #include "net/stream.h"
 #include "pipeline/model_executor.h"
@@ -66,17 +68,27 @@ void StageProcesses::reap(std::chrono::milliseconds grace) {
 }
 
 Result<std::unique_ptr<attest::Provider>> stage_provider(const pipeline::StageAttestation& a,
-                                                         const std::string& mock_image) {
+                                                         const std::string& mock_image,
+                                                         const attest::PlatformPaths& paths) {
   if (a.type == attest::EvidenceType::kMock) {
     return std::unique_ptr<attest::Provider>(
         std::make_unique<attest::MockProvider>(attest::mock_measurements(mock_image)));
   }
-  return unimplemented("attestation type " + std::string(attest::evidence_type_name(a.type)) +
-                       " needs the TEE evidence providers, which this build does not include yet");
+  return attest::open_platform_provider(a.type, paths);
 }
 
-std::shared_ptr<const attest::VerifierSet> pipeline_verifiers() {
-  return attest::mock_verifier_set();
+std::shared_ptr<const attest::VerifierSet> pipeline_verifiers(const pipeline::Manifest& m) {
+  auto set = attest::mock_verifier_set();
+  std::set<attest::EvidenceType> types;
+  for (const auto& s : m.stages) types.insert(s.attestation.type);
+  if (m.orchestrator.attest) types.insert(m.orchestrator.attestation.type);
+  for (auto t : types) {
+    if (t == attest::EvidenceType::kMock) continue;
+    auto v = attest::pinned_verifier(t);
+    CML_CHECK_MSG(v.is_ok(), "every real evidence type has a pinned verifier");
+    set->add(*v);
+  }
+  return set;
 }
 
 Result<std::unique_ptr<model::Tokenizer>> pipeline_tokenizer(const std::string& source, const std::string& tokenizer,
@@ -130,7 +142,7 @@ Result<RunResult> run_generation(const pipeline::Manifest& m, const std::string&
   }
   pipeline::SecureNetworkConfig nc;
   nc.provider = nullptr;  // the orchestrator runs outside a TEE: one-way handshakes
-  nc.verifiers = pipeline_verifiers();
+  nc.verifiers = pipeline_verifiers(m);
   auto net = pipeline::make_secure_network(nc);
   pipeline::OrchestratorOptions oo;
   oo.connect_timeout = milliseconds(f.connect_timeout_ms);

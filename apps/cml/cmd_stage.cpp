@@ -15,6 +15,7 @@ struct StageFlags {
   uint32_t index = 0;
   int threads = 1;
   int64_t max_sequences = 64;
+  attest::PlatformPaths platform;
 };
 
 int run_stage(const StageFlags& f) {
@@ -28,6 +29,12 @@ int run_stage(const StageFlags& f) {
     return 2;
   }
   const auto& spec = m->stages[f.index];
+  // The attestation device first: a stage that cannot attest fails before loading any weights.
+  auto provider = stage_provider(spec.attestation, f.mock_image, f.platform);
+  if (!provider) {
+    std::fprintf(stderr, "cml stage %u: %s\n", f.index, provider.status().to_string().c_str());
+    return 1;
+  }
   const std::string source = f.model.empty() ? m->model.file : f.model;
   auto file = pipeline::open_model_source(source);
   if (!file) {
@@ -43,14 +50,9 @@ int run_stage(const StageFlags& f) {
     std::fprintf(stderr, "cml stage %u: %s\n", f.index, ex.status().to_string().c_str());
     return 1;
   }
-  auto provider = stage_provider(spec.attestation, f.mock_image);
-  if (!provider) {
-    std::fprintf(stderr, "cml stage %u: %s\n", f.index, provider.status().to_string().c_str());
-    return 1;
-  }
   pipeline::SecureNetworkConfig nc;
   nc.provider = provider->get();
-  nc.verifiers = pipeline_verifiers();
+  nc.verifiers = pipeline_verifiers(*m);
   auto net = pipeline::make_secure_network(nc);
   pipeline::StageRuntime rt(*m, f.index, std::move(*ex), *net);
   if (Status st = rt.start(f.control, f.data); !st.is_ok()) {
@@ -76,6 +78,11 @@ const CommandRegistrar kStage("stage", [](CLI::App& root) {
   c->add_option("--control", f->control, "Override the control endpoint to listen on");
   c->add_option("--data", f->data, "Override the data endpoint to listen on");
   c->add_option("--mock-image", f->mock_image, "Mock attestation: measurement image = SHA-256(LABEL)")
+      ->capture_default_str();
+  c->add_option("--nsm-device", f->platform.nsm_device, "Nitro attestation: the NSM device")->capture_default_str();
+  c->add_option("--tsm-root", f->platform.tsm_root, "SEV-SNP/TDX attestation: the configfs-tsm report directory")
+      ->capture_default_str();
+  c->add_option("--sev-guest", f->platform.sev_guest, "SEV-SNP attestation: fallback device without configfs-tsm")
       ->capture_default_str();
   c->add_option("--threads", f->threads, "Compute threads")->capture_default_str()->check(CLI::Range(1, 256));
   c->add_option("--max-sequences", f->max_sequences, "Sequences in flight")->capture_default_str();

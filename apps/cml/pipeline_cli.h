@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "attest/attest.h"
+#include "attest/platform.h"
 #include "model/tokenizer.h"
 #include "pipeline/link.h"
 #include "pipeline/manifest.h"
@@ -16,11 +17,16 @@
 namespace cml::app {
 
 // The evidence provider a stage uses for its manifest attestation type. Mock: a MockProvider stating
-// measurement "image" = SHA-256(mock_image). Real TEE types need the attest backends' providers.
+// measurement "image" = SHA-256(mock_image). nitro: the NSM on paths.nsm_device; sev-snp: configfs-tsm
+// under paths.tsm_root, else paths.sev_guest; tdx: configfs-tsm. UNAVAILABLE naming the device or
+// directory when it cannot be opened, so the stage fails at start.
 Result<std::unique_ptr<attest::Provider>> stage_provider(const pipeline::StageAttestation& a,
-                                                         const std::string& mock_image);
-// Verifiers for every attestation type this build can check.
-std::shared_ptr<const attest::VerifierSet> pipeline_verifiers();
+                                                         const std::string& mock_image,
+                                                         const attest::PlatformPaths& paths = {});
+// Verifiers for the peers of a pipeline run by `m`: mock, plus the real verifier with the pinned vendor roots
+// for every real type the manifest names (stages and orchestrator). No collateral: TDX claims carry no TCB
+// status and SNP reports are not checked against a CRL.
+std::shared_ptr<const attest::VerifierSet> pipeline_verifiers(const pipeline::Manifest& m);
 
 // Tokenizer for a model source: --tokenizer, else embedded in GGUF, else tok*.bin beside a llama2.c
 // checkpoint; nullptr (not an error) for synthetic models, which have none.

@@ -1,4 +1,5 @@
 // Multi-process pipelines: `cml stage` processes over attested, encrypted TCP loopback.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -146,6 +147,46 @@ TEST(ProcessPipeline, KilledStageIsReportedWithinItsTimeoutAndServedAfterRestart
   EXPECT_EQ(after[0].tokens.size(), 10u);
   Status sd = p.orch->shutdown();
   EXPECT_TRUE(sd.is_ok()) << sd.to_string();
+}
+
+// A stage whose manifest names a real TEE type opens that platform's provider first; without the device it
+// exits at start with an error naming the missing path (here a configfs-tsm root that does not exist).
+TEST(ProcessPipeline, StageWithoutItsAttestationDeviceFailsAtStartNamingIt) {
+  const fs::path dir = fs::temp_directory_path() / ("cml-pt-dev-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  ShardOptions so;
+  so.stages = 1;
+  so.max_seq_len = 64;
+  so.expect = attest::mock_measurements("pt-stage");
+  so.endpoints.push_back({free_endpoint(), free_endpoint()});
+  Manifest m = shard_model("synthetic:llama-tiny", so).value();
+  m.stages[0].attestation.type = attest::EvidenceType::kTdx;
+  m.stages[0].attestation.expected_measurements = {{"mrtd", Bytes(48, 0)}};
+  const std::string path = (dir / "m.json").string(), log = (dir / "stage.log").string();
+  ASSERT_TRUE(write_file(path, as_bytes(manifest_to_json(m))).is_ok());
+  const std::string missing = (dir / "no-such-tsm" / "report").string();
+  std::vector<std::string> args = {CML_BINARY, "stage",      "--manifest", path,      "--index",
+                                   "0",        "--tsm-root", missing,      "--model", "synthetic:llama-tiny"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  ASSERT_EQ(posix_spawn(&pid, CML_BINARY, &fa, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  auto text = read_file(log, 1 << 20);
+  ASSERT_TRUE(text.is_ok());
+  const std::string err(text->begin(), text->end());
+  EXPECT_NE(err.find(missing), std::string::npos) << err;
+  EXPECT_NE(err.find("tdx"), std::string::npos) << err;
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
 
 }  // namespace

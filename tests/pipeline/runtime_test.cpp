@@ -171,15 +171,21 @@ TEST(Pipeline, StageKilledMidRequestIsReportedAndReadmitted) {
   // Stage 1 dies while handling the third step of the request.
   std::atomic<int> steps{0};
   std::atomic<bool> killed{false};
+  std::atomic<bool> kill_started{false};
   std::thread killer;
   p.executors[1]->set_failure([&](const StepHeader&) {
     if (++steps == 3 && !killed.exchange(true)) {
-      killer = std::thread([&] { p.kill_stage(1); });
+      killer = std::thread([&] {
+        kill_started = true;
+        p.kill_stage(1);
+      });
+      // Hold this step until the stop is under way, so the request cannot finish before the kill.
+      EXPECT_TRUE(cml::testing::wait_for([&] { return kill_started.load(); }, std::chrono::seconds(2)));
     }
     return false;
   });
   auto t0 = std::chrono::steady_clock::now();
-  auto out = p.orch->generate({req({1, 2}, 20)});
+  auto out = p.orch->generate({req({1, 2}, 200)});
   auto took = std::chrono::steady_clock::now() - t0;
   if (killer.joinable()) killer.join();
   ASSERT_TRUE(killed);

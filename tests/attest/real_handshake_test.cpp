@@ -71,7 +71,10 @@ struct Outcome {
 
 // Runs a mutual handshake and, when both sides succeed, one Data message each way.
 Outcome handshake(const Side& client, const Side& server) {
-  auto [a, b] = net::make_pipe();
+  // No structured bindings here: clang 14 cannot capture them in lambdas.
+  auto ends = net::make_pipe();
+  auto a = std::move(ends.first);
+  auto b = std::move(ends.second);
   auto config = [](const Side& s) {
     net::ChannelConfig c;
     c.provider = s.provider;

@@ -28,32 +28,10 @@ struct GenerateFlags {
   OffloadFlags offload;  // --offload groupcover --worker ADDR [--secrets DIR --key-file K] [--freivalds]
 };
 
-// The tokenizer for a model: --tokenizer, else the one embedded in a GGUF file, else a tokenizer.bin /
-// tok*.bin beside a llama2.c checkpoint, else encoder.json + vocab.bpe beside a safetensors file.
+// The tokenizer for a model: --tokenizer, else the one that goes with the model file.
 Result<std::unique_ptr<model::Tokenizer>> find_tokenizer(const GenerateFlags& f, const model::Executor& ex) {
   if (!f.tokenizer.empty()) return model::open_tokenizer(f.tokenizer);
-  const std::string format = ex.file().format();
-  if (format == "gguf") return model::tokenizer_from_gguf(ex.file());
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::path(f.model).parent_path().empty() ? fs::path(".") : fs::path(f.model).parent_path();
-  if (format == "llama2c") {
-    std::vector<fs::path> candidates;
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(dir, ec)) {
-      const std::string name = entry.path().filename().string();
-      if (entry.is_regular_file() && name.rfind("tok", 0) == 0 && entry.path().extension() == ".bin") {
-        candidates.push_back(entry.path());
-      }
-    }
-    std::sort(candidates.begin(), candidates.end());
-    for (const auto& c : candidates) {
-      auto t = model::load_llama2c_tokenizer(c.string(), static_cast<int32_t>(ex.config().vocab));
-      if (t.is_ok()) return t;
-    }
-    return not_found("no tokenizer (tokenizer.bin or tok*.bin with " + std::to_string(ex.config().vocab) +
-                     " tokens) beside " + f.model + "; pass --tokenizer");
-  }
-  return model::open_tokenizer(dir.string());
+  return model::tokenizer_for_model(ex.file(), f.model, static_cast<int32_t>(ex.config().vocab));
 }
 
 int run_generate(const GenerateFlags& f) {

@@ -96,25 +96,7 @@ Result<std::unique_ptr<model::Tokenizer>> pipeline_tokenizer(const std::string& 
   if (!tokenizer.empty()) return model::open_tokenizer(tokenizer);
   if (pipeline::is_synthetic_source(source)) return std::unique_ptr<model::Tokenizer>();
   CML_ASSIGN_OR_RETURN(auto file, model::open_weight_file(source));
-  if (file->format() == "gguf") return model::tokenizer_from_gguf(*file);
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::path(source).parent_path().empty() ? fs::path(".") : fs::path(source).parent_path();
-  if (file->format() == "llama2c") {
-    std::vector<fs::path> candidates;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-      const std::string name = e.path().filename().string();
-      if (e.is_regular_file() && name.starts_with("tok") && e.path().extension() == ".bin")
-        candidates.push_back(e.path());
-    }
-    std::sort(candidates.begin(), candidates.end());
-    for (const auto& c : candidates) {
-      auto t = model::load_llama2c_tokenizer(c.string(), vocab);
-      if (t.is_ok()) return t;
-    }
-    return not_found("no tokenizer with " + std::to_string(vocab) + " tokens beside " + source + "; pass --tokenizer");
-  }
-  return model::open_tokenizer(dir.string());
+  return model::tokenizer_for_model(*file, source, vocab);
 }
 
 Result<RunResult> run_generation(const pipeline::Manifest& m, const std::string& source, const RunFlags& f, FILE* out,

@@ -1,5 +1,6 @@
 #include "model/tokenizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -105,6 +106,30 @@ Result<std::unique_ptr<Tokenizer>> open_tokenizer(const std::string& path) {
     return tokenizer_from_gguf(*file);
   }
   return load_llama2c_tokenizer(path);
+}
+
+Result<std::unique_ptr<Tokenizer>> tokenizer_for_model(const WeightFile& file, const std::string& model_path,
+                                                       int32_t vocab) {
+  if (file.format() == "gguf") return tokenizer_from_gguf(file);
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(model_path).parent_path().empty() ? fs::path(".") : fs::path(model_path).parent_path();
+  if (file.format() == "llama2c") {
+    std::vector<fs::path> candidates;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (e.is_regular_file() && name.starts_with("tok") && e.path().extension() == ".bin")
+        candidates.push_back(e.path());
+    }
+    std::sort(candidates.begin(), candidates.end());
+    for (const auto& p : candidates) {
+      auto t = load_llama2c_tokenizer(p.string(), vocab);
+      if (t.is_ok()) return t;
+    }
+    return not_found("no tokenizer (tokenizer.bin or tok*.bin with " + std::to_string(vocab) + " tokens) beside " +
+                     model_path + "; pass --tokenizer");
+  }
+  return open_tokenizer(dir.string());
 }
 
 }  // namespace cml::model

@@ -78,6 +78,12 @@ Result<std::unique_ptr<Tokenizer>> load_gpt2_tokenizer(const std::string& encode
 // vocab.bpe, an encoder.json (vocab.bpe beside it), or a llama2.c tokenizer.bin.
 Result<std::unique_ptr<Tokenizer>> open_tokenizer(const std::string& path);
 
+// The tokenizer that goes with a model file: the one embedded in a GGUF file, else the first tok*.bin
+// beside a llama2.c checkpoint whose vocabulary has `vocab` tokens, else encoder.json + vocab.bpe beside
+// the file. NOT_FOUND names the model file when nothing fits.
+Result<std::unique_ptr<Tokenizer>> tokenizer_for_model(const WeightFile& file, const std::string& model_path,
+                                                       int32_t vocab);
+
 // GPT-2 internals, exposed for tests and fuzzing.
 // Splits text by the GPT-2 pre-tokenization rules; the pieces concatenate to `text`.
 std::vector<std::string_view> gpt2_pretokenize(std::string_view text);

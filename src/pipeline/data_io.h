@@ -23,8 +23,9 @@ Status send_step(Link& link, const StepHeader& h, const net::TensorView& payload
 // ERR:<step>:<reason>.
 Status send_step_error(Link& link, uint64_t step, std::string_view reason, Deadline deadline);
 // Receives one step. INVALID_ARGUMENT for anything out of order or malformed (the caller drops the
-// link); other codes come from the link itself (UNAVAILABLE, TIMEOUT, PROTOCOL for a truncated stream). The payload's dtype and shape are checked against the header:
-// tokens/sampled U32 with T (or n) elements, hidden F32 [T, hidden_size].
+// link); other codes come from the link itself (UNAVAILABLE, TIMEOUT, PROTOCOL for a truncated stream). The payload's
+// dtype and shape are checked against the header: tokens/sampled U32 with T (or n) elements, hidden F32 [T,
+// hidden_size].
 Status recv_step(Link& link, StepMessage& out, Deadline deadline, uint32_t max_seq_len, uint32_t hidden_size);
 
 }  // namespace cml::pipeline

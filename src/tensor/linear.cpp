@@ -500,8 +500,16 @@ void linear_blas(const WeightView& w, const float* x, int64_t ldx, int64_t rows,
     for (int64_t r = 0; r < rows; ++r) std::fill(y + r * ldy, y + r * ldy + w.out, 0.0f);
     return;
   }
-  if (pool == nullptr || pool->size() == 1 || w.out < 128) return blas_range(w, x, ldx, rows, y, ldy, 0, w.out);
-  pool->parallel_for(w.out, 64, [&](int64_t b, int64_t e) { blas_range(w, x, ldx, rows, y, ldy, b, e); });
+  // OpenBLAS's result for a column depends on how many columns the call covers (its kernels block and
+  // treat edges by N), so the output is always cut into the same fixed tiles, whatever the thread
+  // count: one thread or many, every column comes from the same sgemm call shape.
+  constexpr int64_t kTile = 256;
+  const int64_t tiles = (w.out + kTile - 1) / kTile;
+  const auto run = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) blas_range(w, x, ldx, rows, y, ldy, t * kTile, std::min(w.out, (t + 1) * kTile));
+  };
+  if (pool == nullptr || pool->size() == 1 || tiles == 1) return run(0, tiles);
+  pool->parallel_for(tiles, 1, run);
 }
 
 void linear(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, ThreadPool* pool) {

@@ -174,6 +174,28 @@ TEST_P(LinearTest, GemvRowsDoNotDependOnBatchOrThreads) {
   }
 }
 
+TEST_P(LinearTest, BlasDoesNotDependOnThreads) {
+  // OpenBLAS's kernels give a column different bits depending on how many columns one call covers;
+  // linear_blas must cut the output the same way whatever the pool size.
+  const auto [dt, transposed] = GetParam();
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{768, 768}, {1000, 96}, {3072, 64}}) {
+    std::vector<float> wf = randv(static_cast<size_t>(out * in), 11);
+    std::vector<uint8_t> store(wf.size() * dtype_size(dt));
+    convert_from_f32(wf.data(), dt, store.data(), static_cast<int64_t>(wf.size()));
+    WeightView w{dt, store.data(), out, in, transposed};
+    const int64_t rows = 12;
+    std::vector<float> x = randv(static_cast<size_t>(rows * in), 13);
+    std::vector<float> one(static_cast<size_t>(rows * out));
+    linear_blas(w, x.data(), in, rows, one.data(), out, nullptr);
+    for (int threads : {2, 3}) {
+      ThreadPool pool(threads);
+      std::vector<float> many(one.size(), -1.0f);
+      linear_blas(w, x.data(), in, rows, many.data(), out, &pool);
+      ASSERT_EQ(0, std::memcmp(one.data(), many.data(), one.size() * 4)) << out << "x" << in << ", " << threads;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(All, LinearTest,
                          ::testing::Values(LinearCase{DType::kF32, false}, LinearCase{DType::kF32, true},
                                            LinearCase{DType::kF16, false}, LinearCase{DType::kF16, true},

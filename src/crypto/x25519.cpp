@@ -1,8 +1,14 @@
 #include "crypto/x25519.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <unistd.h>
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "crypto/openssl_error.h"
 #include "crypto/random.h"
@@ -42,6 +48,71 @@ X25519KeyPair X25519KeyPair::generate() {
   auto kp = from_private(sk.span());
   CML_CHECK_MSG(kp.is_ok(), kp.status().to_string());
   return std::move(kp).value();
+}
+
+namespace {
+
+// Ephemeral keys made ahead of use by one lazily started thread.
+class EphemeralStock {
+ public:
+  static constexpr size_t kTarget = 4;
+
+  EphemeralStock() : owner_pid_(::getpid()) {
+    // OpenSSL registers its exit-time cleanup on initialisation; doing that before this object's
+    // destructor is registered makes the destructor (which stops the thread) run first.
+    OPENSSL_init_crypto(0, nullptr);
+  }
+  ~EphemeralStock() {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  X25519KeyPair take() {
+    if (::getpid() != owner_pid_) return X25519KeyPair::generate();  // a forked child has no refiller
+    std::unique_lock lk(mu_);
+    if (!thread_.joinable() && !stop_) thread_ = std::thread([this] { refill(); });
+    if (keys_.empty()) {
+      lk.unlock();
+      cv_.notify_one();
+      return X25519KeyPair::generate();
+    }
+    X25519KeyPair kp = std::move(keys_.back());
+    keys_.pop_back();
+    lk.unlock();
+    cv_.notify_one();
+    return kp;
+  }
+
+ private:
+  void refill() {
+    std::unique_lock lk(mu_);
+    for (;;) {
+      cv_.wait(lk, [&] { return stop_ || keys_.size() < kTarget; });
+      if (stop_) return;
+      lk.unlock();
+      X25519KeyPair kp = X25519KeyPair::generate();
+      lk.lock();
+      keys_.push_back(std::move(kp));
+    }
+  }
+
+  const pid_t owner_pid_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<X25519KeyPair> keys_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+X25519KeyPair X25519KeyPair::take_ephemeral() {
+  static EphemeralStock stock;
+  return stock.take();
 }
 
 Result<SecretBytes> X25519KeyPair::derive(ByteSpan peer_public) const {

@@ -17,6 +17,11 @@ class X25519KeyPair {
  public:
   // Fresh ephemeral key pair from the CSPRNG.
   static X25519KeyPair generate();
+  // A fresh key pair for one handshake, taken from a small stock that a background thread keeps
+  // filled, so that the scalar multiplication making the public key is off the handshake's critical
+  // path; generated on the spot when the stock is empty (or in a forked child). Each pair is handed
+  // out exactly once; the stock holds at most 4 and OpenSSL wipes them when freed.
+  static X25519KeyPair take_ephemeral();
   // From a 32-byte private scalar (tests and vectors).
   static Result<X25519KeyPair> from_private(ByteSpan private_key);
 

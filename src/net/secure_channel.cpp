@@ -231,7 +231,7 @@ std::unique_ptr<SecureChannel> SecureChannel::from_key_schedule_for_testing(std:
 Status SecureChannel::run_initiator() {
   const Deadline d = Deadline::after(config_.handshake_timeout);
   Stream& s = *stream_;
-  const auto kp = crypto::X25519KeyPair::generate();
+  const auto kp = crypto::X25519KeyPair::take_ephemeral();
   ClientHello ch;
   ch.mode = config_.mode;
   ch.public_key = kp.public_key();
@@ -279,7 +279,7 @@ Status SecureChannel::run_responder() {
   const Deadline d = Deadline::after(config_.handshake_timeout);
   Stream& s = *stream_;
   // The ephemeral key is generated before the ClientHello arrives, off the critical path.
-  const auto kp = crypto::X25519KeyPair::generate();
+  const auto kp = crypto::X25519KeyPair::take_ephemeral();
   CML_ASSIGN_OR_RETURN(Bytes m1, read_hello(s, 0, d, "ClientHello"));
   auto parsed = parse_client_hello(m1);
   if (!parsed.is_ok()) return refuse(s, 1, parsed.status(), d);

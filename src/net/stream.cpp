@@ -27,6 +27,7 @@
 #include <random>
 #include <thread>
 
+#include "base/spin.h"
 #include "crypto/random.h"
 
 namespace cml::net {
@@ -96,10 +97,26 @@ class FdStream final : public Stream {
 
   Result<size_t> read_some(MutableByteSpan buf, Deadline deadline) override {
     if (buf.empty()) return size_t{0};
+    bool spun = false;
+    std::chrono::steady_clock::time_point t0;
     for (;;) {
       if (aborted_.load(std::memory_order_relaxed)) return unavailable("stream to " + peer_ + " aborted");
-      const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
-      if (n > 0) return static_cast<size_t>(n);
+      ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !spun) {
+        // Nothing buffered: poll the socket briefly before sleeping in ppoll (see base/spin.h).
+        spun = true;
+        t0 = std::chrono::steady_clock::now();
+        if (read_spin_.spin([&] {
+              n = ::recv(fd_, buf.data(), buf.size(), 0);
+              return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+            })) {
+          spun = false;  // data came while spinning: nothing to learn from a blocking wait
+        }
+      }
+      if (n > 0) {
+        if (spun) read_spin_.record_wait(std::chrono::steady_clock::now() - t0);
+        return static_cast<size_t>(n);
+      }
       if (n == 0) {
         if (aborted_.load(std::memory_order_relaxed)) return unavailable("stream to " + peer_ + " aborted");
         return size_t{0};
@@ -160,6 +177,7 @@ class FdStream final : public Stream {
   int fd_;
   std::string peer_;
   std::atomic<bool> aborted_{false};
+  AdaptiveSpin read_spin_;  // the reading thread's
 };
 
 // Accepts on a listening fd (TCP or VSock) with a wake eventfd for close().
@@ -355,6 +373,9 @@ struct PipeBuffer {
   bool writer_closed = false;
   bool reader_closed = false;
   bool aborted = false;
+  // Bumped under `mu` whenever bytes are published or the buffer is closed or aborted, so that a
+  // spinning reader can watch for news without taking the lock.
+  std::atomic<uint64_t> events{0};
 };
 
 template <typename Pred>
@@ -376,6 +397,7 @@ class PipeStream final : public Stream {
     {
       std::lock_guard lk(out_->mu);
       out_->writer_closed = true;
+      out_->events.fetch_add(1, std::memory_order_release);
     }
     out_->readable.notify_all();
     {
@@ -389,8 +411,20 @@ class PipeStream final : public Stream {
     if (buf.empty()) return size_t{0};
     PipeBuffer& b = *in_;
     std::unique_lock lk(b.mu);
-    if (!wait_until(b.readable, lk, deadline, [&] { return b.size > 0 || b.writer_closed || b.aborted; })) {
-      return timeout_error("read from " + name_ + ": deadline passed");
+    const auto ready = [&] { return b.size > 0 || b.writer_closed || b.aborted; };
+    if (!ready()) {
+      // Spin briefly for the writer before sleeping on the condition variable.
+      const uint64_t seen = b.events.load(std::memory_order_relaxed);
+      lk.unlock();
+      const auto t0 = std::chrono::steady_clock::now();
+      const bool news = read_spin_.spin([&] { return b.events.load(std::memory_order_acquire) != seen; });
+      lk.lock();
+      if (!news || !ready()) {
+        if (!wait_until(b.readable, lk, deadline, ready)) {
+          return timeout_error("read from " + name_ + ": deadline passed");
+        }
+        read_spin_.record_wait(std::chrono::steady_clock::now() - t0);
+      }
     }
     if (b.aborted) return unavailable("pipe " + name_ + " aborted");
     if (b.size == 0) return size_t{0};  // writer closed
@@ -434,6 +468,7 @@ class PipeStream final : public Stream {
         if (n > first) std::memcpy(b.ring.get(), part.data() + first, n - first);
         lk.lock();
         b.size += n;
+        b.events.fetch_add(1, std::memory_order_release);
         lk.unlock();
         b.readable.notify_one();
         part = part.subspan(n);
@@ -446,6 +481,7 @@ class PipeStream final : public Stream {
     {
       std::lock_guard lk(out_->mu);
       out_->writer_closed = true;
+      out_->events.fetch_add(1, std::memory_order_release);
     }
     out_->readable.notify_all();
     out_->writable.notify_all();
@@ -457,6 +493,7 @@ class PipeStream final : public Stream {
       {
         std::lock_guard lk(b->mu);
         b->aborted = true;
+        b->events.fetch_add(1, std::memory_order_release);
       }
       b->readable.notify_all();
       b->writable.notify_all();
@@ -468,6 +505,7 @@ class PipeStream final : public Stream {
   std::shared_ptr<PipeBuffer> in_;
   std::shared_ptr<PipeBuffer> out_;
   std::string name_;
+  AdaptiveSpin read_spin_;  // the reading thread's (one reader per direction)
 };
 
 std::pair<std::unique_ptr<Stream>, std::unique_ptr<Stream>> make_named_pipe(size_t capacity, const std::string& name) {

@@ -64,6 +64,7 @@ PeerExpectation Orchestrator::expect_stage(uint32_t i) const {
 void Orchestrator::push(Event e) {
   std::lock_guard lk(mu_);
   events_.push_back(std::move(e));
+  pushed_.fetch_add(1, std::memory_order_release);
   cv_.notify_all();
 }
 
@@ -151,7 +152,18 @@ Status Orchestrator::send_control(uint32_t i, const ControlMessage& m) {
 
 std::optional<Orchestrator::Event> Orchestrator::next_event(Deadline d) {
   std::unique_lock lk(mu_);
-  if (!cv_.wait_until(lk, d.at(), [&] { return !events_.empty(); })) return std::nullopt;
+  if (events_.empty()) {
+    // A result usually follows within microseconds of the last stage's send: spin before sleeping.
+    const uint64_t seen = pushed_.load(std::memory_order_relaxed);
+    lk.unlock();
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool news = event_spin_.spin([&] { return pushed_.load(std::memory_order_acquire) != seen; });
+    lk.lock();
+    if (!news || events_.empty()) {
+      if (!cv_.wait_until(lk, d.at(), [&] { return !events_.empty(); })) return std::nullopt;
+      event_spin_.record_wait(std::chrono::steady_clock::now() - t0);
+    }
+  }
   Event e = std::move(events_.front());
   events_.pop_front();
   return e;

@@ -17,6 +17,7 @@
 // Thread safety: one thread calls the public methods; internal reader threads feed an event queue.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -29,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/spin.h"
 #include "pipeline/data_io.h"
 #include "pipeline/link.h"
 #include "pipeline/manifest.h"
@@ -167,6 +169,8 @@ class Orchestrator {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Event> events_;
+  std::atomic<uint64_t> pushed_{0};  // events ever pushed: what a spinning next_event watches
+  AdaptiveSpin event_spin_;          // next_event's (one caller at a time)
   std::deque<Event> results_;
   std::deque<Event> backlog_;  // control replies of other stages seen during an await  // results and return-link
                                // failures seen while awaiting control replies

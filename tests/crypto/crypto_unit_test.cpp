@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <bit>
 #include <set>
+#include <thread>
 
 #include "crypto/aead.h"
 #include "crypto/ecdsa.h"
@@ -330,6 +331,29 @@ TEST(Hkdf, ArgumentRulesAndStructure) {
 }
 
 // ---- X25519 ----
+
+TEST(X25519, EphemeralStockHandsOutEachKeyOnceFromManyThreads) {
+  // Four threads drain the stock faster than it refills, so keys come from it and from the fallback.
+  std::vector<std::vector<X25519PublicKey>> seen(4);
+  std::vector<std::thread> threads;
+  for (auto& v : seen) {
+    threads.emplace_back([&v] {
+      for (int k = 0; k < 50; ++k) {
+        X25519KeyPair a = X25519KeyPair::take_ephemeral();
+        X25519KeyPair b = X25519KeyPair::generate();
+        auto ab = a.derive(b.public_key()), ba = b.derive(a.public_key());
+        if (ab.is_ok() && ba.is_ok() && to_hex(ab->span()) == to_hex(ba->span())) v.push_back(a.public_key());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<X25519PublicKey> all;
+  for (const auto& v : seen) {
+    EXPECT_EQ(v.size(), 50u);  // every key pair agrees with its peer
+    all.insert(v.begin(), v.end());
+  }
+  EXPECT_EQ(all.size(), 200u);  // none handed out twice
+}
 
 TEST(X25519, AgreementAndRefusals) {
   X25519KeyPair a = X25519KeyPair::generate(), b = X25519KeyPair::generate();

@@ -1,0 +1,75 @@
+// Spin-then-block waiting for short hand-offs between threads.
+//
+// Waking a blocked thread costs 5–30 µs on a virtual machine (futex wake, scheduler, IPI), which is
+// more than a whole 1 KiB encrypted round trip. A waiter that expects its data within microseconds
+// first polls a cheap readiness check for a bounded time and only then blocks. The budget adapts to
+// what the waiter sees: after a block that ended within the maximum budget the next spin covers that
+// wait (twice its length); after a longer block the budget halves, so a waiter whose data takes
+// milliseconds (a worker's GEMM, a model step) soon spins not at all and costs no CPU.
+//
+// Nobody spins while the machine is oversubscribed (more runnable threads than CPUs): the spinner would
+// take the CPU from the thread it waits for.
+//
+// Thread safety: one AdaptiveSpin per waiting thread (for example, per stream direction).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace cml {
+
+class AdaptiveSpin {
+ public:
+  // The process-wide maximum: 50 µs, or CML_SPIN_US from the environment (0 turns spinning off).
+  static std::chrono::nanoseconds default_max();
+
+  explicit AdaptiveSpin(std::chrono::nanoseconds max = default_max()) : max_ns_(max.count()), budget_ns_(max.count()) {}
+
+  // Polls `ready` until it returns true (then true) or the current budget is spent (then false;
+  // the caller blocks and reports the whole wait with record_wait). `ready` runs at least once.
+  template <typename Ready>
+  bool spin(Ready&& ready) {
+    if (ready()) return true;
+    if (budget_ns_ <= 0 || machine_busy()) return false;
+    const auto start = std::chrono::steady_clock::now();
+    for (;;) {
+      for (int k = 0; k < 16; ++k) {
+        pause();
+        if (ready()) return true;
+      }
+      if (std::chrono::steady_clock::now() - start >= std::chrono::nanoseconds(budget_ns_)) return false;
+    }
+  }
+
+  // After a spin that failed and a blocking wait: `waited` is the time from the start of the spin
+  // to the wake-up.
+  void record_wait(std::chrono::nanoseconds waited) {
+    const int64_t w = waited.count();
+    if (w < max_ns_) {
+      budget_ns_ = w * 2 < max_ns_ ? w * 2 : max_ns_;
+    } else {
+      budget_ns_ /= 2;
+      if (budget_ns_ < 500) budget_ns_ = 0;
+    }
+  }
+
+  std::chrono::nanoseconds budget() const { return std::chrono::nanoseconds(budget_ns_); }
+
+  // True when at least as many threads are runnable as there are CPUs (sampled from /proc/loadavg at
+  // most every 10 ms): a spinner would then take the CPU from the thread it waits for, so nobody spins.
+  static bool machine_busy();
+
+ private:
+  static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+
+  int64_t max_ns_;
+  int64_t budget_ns_;
+};
+
+}  // namespace cml

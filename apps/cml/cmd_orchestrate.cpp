@@ -45,6 +45,14 @@ const CommandRegistrar kOrchestrate("orchestrate", [](CLI::App& root) {
                 "Where stage i connects its data-out link (repeatable, in stage order; VSock relays)");
   c->add_option("--connect-timeout-ms", f->run.connect_timeout_ms)->capture_default_str();
   c->add_option("--step-timeout-ms", f->run.step_timeout_ms)->capture_default_str();
+  c->add_option("--mock-image", f->run.mock_image,
+                "When the manifest has orchestrator.attest with mock evidence: measurement image = SHA-256(LABEL)")
+      ->capture_default_str();
+  c->add_option("--nsm-device", f->run.platform.nsm_device, "Nitro attestation: the NSM device")->capture_default_str();
+  c->add_option("--tsm-root", f->run.platform.tsm_root, "SEV-SNP/TDX attestation: the configfs-tsm report directory")
+      ->capture_default_str();
+  c->add_option("--sev-guest", f->run.platform.sev_guest, "SEV-SNP attestation: fallback device without configfs-tsm")
+      ->capture_default_str();
   c->add_flag("--shutdown", f->shutdown, "Shut the stages down afterwards");
   c->add_flag("!--no-table", f->table, "Do not print the figures table");
   c->callback([f] { set_exit_code(run_orchestrate(*f)); });

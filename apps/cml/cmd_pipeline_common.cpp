@@ -123,7 +123,15 @@ Result<RunResult> run_generation(const pipeline::Manifest& m, const std::string&
     echo = "[prompt: " + std::to_string(q.prompt.size()) + " byte tokens]";
   }
   pipeline::SecureNetworkConfig nc;
-  nc.provider = nullptr;  // the orchestrator runs outside a TEE: one-way handshakes
+  // Outside a TEE the handshakes are one-way (only stages attest). When the manifest requires it, the
+  // orchestrator attests too, with the evidence type the manifest names, and the stages check it.
+  std::unique_ptr<attest::Provider> provider;
+  if (m.orchestrator.attest) {
+    auto p = stage_provider(m.orchestrator.attestation, f.mock_image, f.platform);
+    if (!p) return p.status().with_context("orchestrator attestation (manifest orchestrator.attest)");
+    provider = std::move(*p);
+  }
+  nc.provider = provider.get();
   nc.verifiers = pipeline_verifiers(m);
   auto net = pipeline::make_secure_network(nc);
   pipeline::OrchestratorOptions oo;
@@ -132,7 +140,6 @@ Result<RunResult> run_generation(const pipeline::Manifest& m, const std::string&
   oo.op_timeout = milliseconds(f.op_timeout_ms);
   oo.step_timeout = milliseconds(f.step_timeout_ms);
   oo.downstream_overrides = f.downstream_overrides;
-  if (m.orchestrator.attest) return unimplemented("this orchestrator cannot attest (manifest orchestrator.attest)");
   RunResult r;
   auto t0 = steady_clock::now();
   pipeline::Orchestrator orch(m, *net, oo);

@@ -110,8 +110,12 @@ Status validate_config(const ChannelConfig& c, bool initiator) {
   if (c.max_data_size == 0 || c.max_data_size > c.max_record_payload - crypto::kAeadTagSize) {
     return invalid_argument("channel config: max_data_size must be in [1, max_record_payload - 16]");
   }
-  if (c.rekey_after_records == 0 || c.rekey_after_bytes == 0) {
-    return invalid_argument("channel config: rekey limits must be positive");
+  if (c.rekey_after_records == 0 || c.rekey_after_bytes == 0 || c.rekey_after_records > kMaxRecordsPerKey ||
+      c.rekey_after_bytes > kMaxBytesPerKey) {
+    return invalid_argument("channel config: rekey limits must be in [1, 2^24] records and [1, 2^36] bytes");
+  }
+  if (c.peer_max_records_per_key < 2 || c.peer_max_bytes_per_key == 0) {
+    return invalid_argument("channel config: the peer's per-key limits must allow a record and its KeyUpdate");
   }
   if (c.handshake_timeout.count() <= 0) return invalid_argument("channel config: handshake_timeout must be positive");
   if (c.clock == nullptr) return invalid_argument("channel config: clock is required");
@@ -538,6 +542,12 @@ Status SecureChannel::read_record_header(FrameHeader& h, Deadline deadline, bool
                           (delta < 0 ? " (replayed or reordered frame)" : " (dropped or reordered frame)"));
   }
   if (h.payload_len < crypto::kAeadTagSize) return protocol_error("channel: record shorter than its tag");
+  // The peer must switch keys in time (its KeyUpdate is the last record a key may seal).
+  if (h.type != MsgType::kKeyUpdate && (rx_->records_since_key + 1 >= config_.peer_max_records_per_key ||
+                                        rx_->bytes_since_key >= config_.peer_max_bytes_per_key)) {
+    return protocol_error("channel: peer exceeded the per-key limit (" + std::to_string(rx_->records_since_key) +
+                          " records, " + std::to_string(rx_->bytes_since_key) + " bytes) without a KeyUpdate");
+  }
   const bool tensor_flag = (h.flags & flags::kTensor) != 0;
   const bool is_tensor = h.type == MsgType::kTensor || h.type == MsgType::kTensorChunk;
   if (tensor_flag != is_tensor || ((h.flags & flags::kMore) != 0 && !is_tensor)) {

@@ -65,6 +65,11 @@ namespace cml::net {
 // AES-256-GCM first (hardware AES on x86 servers), then ChaCha20-Poly1305.
 std::vector<crypto::AeadSuite> default_suites();
 
+// Per-key limits of the record layer (docs/protocol.md §5): a key seals at most kMaxRecordsPerKey records
+// (its KeyUpdate included) and switches once kMaxBytesPerKey plaintext bytes are reached.
+constexpr uint64_t kMaxRecordsPerKey = uint64_t(1) << 24;
+constexpr uint64_t kMaxBytesPerKey = uint64_t(1) << 36;
+
 struct ChannelConfig {
   // Own evidence. Required for the responder, and for the initiator in mutual mode; must outlive the
   // handshake.
@@ -90,8 +95,13 @@ struct ChannelConfig {
   // Largest tensor accepted (data bytes); checked before allocating.
   uint64_t max_tensor_size = uint64_t(2) << 30;
   // Switch to the next key of a direction after this many records or plaintext bytes (whichever first).
-  uint64_t rekey_after_records = uint64_t(1) << 24;
-  uint64_t rekey_after_bytes = uint64_t(1) << 36;
+  // At most the protocol's limits below.
+  uint64_t rekey_after_records = kMaxRecordsPerKey;
+  uint64_t rekey_after_bytes = kMaxBytesPerKey;
+  // Receiving: the peer must have switched keys by these limits (the protocol's by default); a record
+  // past them without a KeyUpdate fails the channel. Lower only in tests.
+  uint64_t peer_max_records_per_key = kMaxRecordsPerKey;
+  uint64_t peer_max_bytes_per_key = kMaxBytesPerKey;
 };
 
 // Validates the configuration for a role (missing provider/verifiers, empty suites, limits).

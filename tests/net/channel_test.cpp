@@ -363,6 +363,50 @@ TEST(Channel, RekeyInsideChunkedTensor) {
   EXPECT_GT(e.r->stats().records_received, 25u);  // 100 kB in 4 KiB records
 }
 
+TEST(Channel, ReceiverRefusesAPeerThatDoesNotRekeyInTime) {
+  // The responder requires a new key every 4 records / 1000 bytes; a compliant sender passes...
+  Established ok([](ChannelConfig& c, ChannelConfig& s) {
+    c.rekey_after_records = 4;
+    s.peer_max_records_per_key = 4;
+    s.peer_max_bytes_per_key = 1000;
+  });
+  Message m;
+  for (int k = 0; k < 20; ++k) {
+    NET_ASSERT_OK(ok.i->send_data(Bytes(100, uint8_t(k)), soon()));
+    NET_ASSERT_OK(ok.r->recv(m, soon()));
+  }
+  // ...one that keeps its key longer fails the channel at the first record past the limit.
+  Established late([](ChannelConfig&, ChannelConfig& s) { s.peer_max_records_per_key = 4; });
+  for (int k = 0; k < 3; ++k) {
+    NET_ASSERT_OK(late.i->send_data(Bytes(10), soon()));
+    NET_ASSERT_OK(late.r->recv(m, soon()));
+  }
+  NET_ASSERT_OK(late.i->send_data(Bytes(10), soon()));
+  NET_EXPECT_ERROR(late.r->recv(m, soon()), StatusCode::kProtocol, "without a KeyUpdate");
+  // The byte limit alike.
+  Established heavy([](ChannelConfig&, ChannelConfig& s) { s.peer_max_bytes_per_key = 1000; });
+  NET_ASSERT_OK(heavy.i->send_data(Bytes(1200), soon()));
+  NET_ASSERT_OK(heavy.r->recv(m, soon()));  // one record may cross the limit
+  NET_ASSERT_OK(heavy.i->send_data(Bytes(10), soon()));
+  NET_EXPECT_ERROR(heavy.r->recv(m, soon()), StatusCode::kProtocol, "without a KeyUpdate");
+}
+
+TEST(Channel, RekeyLimitsBeyondTheProtocolAreRefused) {
+  ChannelConfig c;
+  c.provider = nullptr;
+  c.mode = HandshakeMode::kOneWay;
+  c.verifiers = attest::mock_verifier_set();
+  EXPECT_TRUE(validate_config(c, true).is_ok());
+  c.rekey_after_records = kMaxRecordsPerKey + 1;
+  EXPECT_EQ(validate_config(c, true).code(), StatusCode::kInvalidArgument);
+  c.rekey_after_records = kMaxRecordsPerKey;
+  c.rekey_after_bytes = kMaxBytesPerKey + 1;
+  EXPECT_EQ(validate_config(c, true).code(), StatusCode::kInvalidArgument);
+  c.rekey_after_bytes = kMaxBytesPerKey;
+  c.peer_max_records_per_key = 1;
+  EXPECT_EQ(validate_config(c, true).code(), StatusCode::kInvalidArgument);
+}
+
 TEST(Channel, PeerLimitsRespectedBySender) {
   Established e([](ChannelConfig&, ChannelConfig& s) {
     s.max_record_payload = 8192;

@@ -12,6 +12,7 @@
 #include "attest/mock.h"
 #include "net/stream.h"
 #include "pipeline/model_executor.h"
+#include "pipeline_fixture.h"
 #include "support/test_support.h"
 
 extern char** environ;
@@ -20,13 +21,7 @@ namespace cml::pipeline {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string free_endpoint() {
-  auto l = net::listen(net::parse_endpoint("tcp://127.0.0.1:0").value()).value();
-  std::string s = l->local_endpoint();
-  l->close();
-  return s;
-}
+using testing::free_endpoint;
 
 // Runs a shell command line; returns (exit status, stdout+stderr).
 std::pair<int, std::string> run(const std::string& cmd) {

@@ -8,11 +8,20 @@
 #include <vector>
 
 #include "attest/mock.h"
+#include "net/stream.h"
 #include "pipeline/fake_executor.h"
 #include "pipeline/orchestrator.h"
 #include "pipeline/stage.h"
 
 namespace cml::pipeline::testing {
+
+// A free TCP port on the loopback (bound, then released), as tcp://127.0.0.1:PORT.
+inline std::string free_endpoint() {
+  auto l = net::listen(net::parse_endpoint("tcp://127.0.0.1:0").value()).value();
+  std::string s = l->local_endpoint();
+  l->close();
+  return s;
+}
 
 inline std::string unique_prefix() {
   static std::atomic<int> n{0};

@@ -14,6 +14,7 @@
 #include "net/stream.h"
 #include "pipeline/model_executor.h"
 #include "pipeline/orchestrator.h"
+#include "pipeline_fixture.h"
 #include "support/test_support.h"
 
 extern char** environ;
@@ -22,13 +23,7 @@ namespace cml::pipeline {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string free_endpoint() {
-  auto l = net::listen(net::parse_endpoint("tcp://127.0.0.1:0").value()).value();
-  std::string s = l->local_endpoint();
-  l->close();
-  return s;
-}
+using testing::free_endpoint;
 
 class ProcessPipeline {
  public:

@@ -11,17 +11,13 @@
 #include "pipeline/fake_executor.h"
 #include "pipeline/orchestrator.h"
 #include "pipeline/stage.h"
+#include "pipeline_fixture.h"
 #include "support/test_support.h"
 
 namespace cml::pipeline {
 namespace {
 
-std::string free_endpoint() {
-  auto l = net::listen(net::parse_endpoint("tcp://127.0.0.1:0").value()).value();
-  std::string s = l->local_endpoint();
-  l->close();
-  return s;
-}
+using testing::free_endpoint;
 
 bool contains(const Bytes& hay, ByteSpan needle) {
   return std::search(hay.begin(), hay.end(), needle.begin(), needle.end()) != hay.end();

@@ -1,8 +1,16 @@
 // cml stage: runs one pipeline stage (inside a TEE in production) until the orchestrator shuts it down.
+//
+// When its manifest entry names a GroupCover offload, the stage builds the GroupCover backend from it (the
+// operator key for a sealed TEE bundle from --offload-key-file or CML_OFFLOAD_KEY_FILE) and loads its
+// layers onto it. Loading finalizes the backend, which connects to the worker and registers W'': a worker
+// that cannot be reached fails the stage at start (exit 1, naming the worker) before it listens. A worker
+// lost later fails the steps that need it (the orchestrator gets the stage's error naming the worker) and
+// the backend reconnects on the next step, re-registering W'' with a restarted worker.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "apps/cml/commands.h"
+#include "apps/cml/offload_flags.h"
 #include "apps/cml/pipeline_cli.h"
 #include "pipeline/model_executor.h"
 #include "pipeline/stage.h"
@@ -12,6 +20,7 @@ namespace {
 
 struct StageFlags {
   std::string manifest, model, control, data, mock_image = "cml-stage";
+  std::string offload_key_file;  // operator key for a sealed GroupCover TEE bundle (else CML_OFFLOAD_KEY_FILE)
   uint32_t index = 0;
   int threads = 1;
   int64_t max_sequences = 64;
@@ -41,13 +50,30 @@ int run_stage(const StageFlags& f) {
     std::fprintf(stderr, "cml stage %u: %s\n", f.index, file.status().to_string().c_str());
     return 1;
   }
+  const std::string key_file = stage_offload_key_file(f.offload_key_file);
+  auto backend = make_stage_backend(spec, key_file);
+  if (!backend) {
+    std::fprintf(stderr, "cml stage %u: %s\n", f.index, backend.status().to_string().c_str());
+    return 1;
+  }
+  groupcover::GroupCoverBackend* gc = backend->get();  // owned by the executor below
+  if (gc) {
+    std::fprintf(stderr, "stage %u: offloading weight products to GroupCover worker %s (%s%s%s)\n", f.index,
+                 spec.offload.worker->to_string().c_str(),
+                 spec.offload.secrets_dir.empty() ? "session mode: obfuscating at load" : "bundles from ",
+                 spec.offload.secrets_dir.c_str(), spec.offload.freivalds ? ", Freivalds checks" : "");
+  }
+  if (!key_file.empty() && (!gc || spec.offload.secrets_dir.empty())) {
+    std::fprintf(stderr, "stage %u: note: operator key file %s not used (this stage has no sealed bundle)\n", f.index,
+                 key_file.c_str());
+  }
   model::ExecutorOptions eo;
   eo.threads = f.threads;
   eo.max_sequences = f.max_sequences;
   eo.max_context = m->activation.max_seq_len;
-  auto ex = pipeline::ModelStageExecutor::create(*file, spec.layer_begin, spec.layer_end, eo);
+  auto ex = pipeline::ModelStageExecutor::create(*file, spec.layer_begin, spec.layer_end, eo, std::move(*backend));
   if (!ex) {
-    std::fprintf(stderr, "cml stage %u: %s\n", f.index, ex.status().to_string().c_str());
+    std::fprintf(stderr, "cml stage %u: %s%s\n", f.index, gc ? "offload: " : "", ex.status().to_string().c_str());
     return 1;
   }
   pipeline::SecureNetworkConfig nc;
@@ -66,6 +92,15 @@ int run_stage(const StageFlags& f) {
   auto s = rt.stats();
   std::fprintf(stderr, "stage %u: shut down after %llu steps (%.1f ms compute)\n", f.index,
                static_cast<unsigned long long>(s.steps), double(s.compute_us) / 1000.0);
+  if (gc) {
+    auto g = gc->stats();
+    std::fprintf(stderr,
+                 "stage %u: groupcover: %llu worker calls, %llu Freivalds checks (%llu failed, %llu recomputed "
+                 "locally), %llu reconnects\n",
+                 f.index, static_cast<unsigned long long>(g.calls), static_cast<unsigned long long>(g.freivalds_checks),
+                 static_cast<unsigned long long>(g.freivalds_failures),
+                 static_cast<unsigned long long>(g.local_fallbacks), static_cast<unsigned long long>(g.reconnects));
+  }
   return 0;
 }
 
@@ -86,6 +121,9 @@ const CommandRegistrar kStage("stage", [](CLI::App& root) {
       ->capture_default_str();
   c->add_option("--threads", f->threads, "Compute threads")->capture_default_str()->check(CLI::Range(1, 256));
   c->add_option("--max-sequences", f->max_sequences, "Sequences in flight")->capture_default_str();
+  c->add_option("--offload-key-file", f->offload_key_file,
+                "Operator key that seals this stage's GroupCover TEE bundle (manifest offload.secrets); "
+                "default: $CML_OFFLOAD_KEY_FILE");
   c->callback([f] { set_exit_code(run_stage(*f)); });
 });
 

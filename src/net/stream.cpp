@@ -84,9 +84,12 @@ Status wait_fd(int fd, short events, Deadline deadline, int wake_fd = -1) {
   }
 }
 
+// Non-blocking, and closed on exec: a socket must not leak into child processes (a child holding a
+// listening socket would keep its port busy after the parent closes it).
 void set_nonblocking(int fd) {
   const int fl = ::fcntl(fd, F_GETFL, 0);
   ::fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC);
 }
 
 // A connected socket (TCP or VSock) in non-blocking mode; deadlines through ppoll.

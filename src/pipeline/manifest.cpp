@@ -66,13 +66,27 @@ json attestation_to_json(const StageAttestation& a) {
           {"allow_debug", a.allow_debug}};
 }
 
+bool has_control_char(std::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
 Result<Offload> parse_offload(const json& j, const std::string& path) {
-  CML_RETURN_IF_ERROR(only_keys(j, path, {"kind", "worker", "secrets"}));
+  for (const char* k : {"key", "key_file", "operator_key"}) {
+    if (j.contains(k)) {
+      return invalid_argument(path + "." + k +
+                              ": the operator key is not part of the manifest; give it to the stage with "
+                              "`cml stage --offload-key-file FILE` (or CML_OFFLOAD_KEY_FILE)");
+    }
+  }
+  CML_RETURN_IF_ERROR(only_keys(j, path, {"kind", "worker", "secrets", "freivalds", "on_mismatch", "timeout_s"}));
   Offload o;
   CML_ASSIGN_OR_RETURN(std::string kind, get_string(j, path, "kind", 32));
   if (kind == "none") {
-    if (j.contains("worker") || j.contains("secrets")) {
-      return invalid_argument(path + ": kind \"none\" takes no worker or secrets");
+    for (const char* k : {"worker", "secrets", "freivalds", "on_mismatch", "timeout_s"}) {
+      if (j.contains(k)) return invalid_argument(path + "." + k + ": kind \"none\" takes no " + k);
     }
     return o;
   }
@@ -83,14 +97,61 @@ Result<Offload> parse_offload(const json& j, const std::string& path) {
   if (!ep) return ep.status().with_context(path + ".worker");
   if (ep->kind != Endpoint::Kind::kTcp) return invalid_argument(path + ".worker: the worker is reached over tcp://");
   o.worker = *ep;
-  CML_ASSIGN_OR_RETURN(o.secrets_dir, get_string(j, path, "secrets", 4096));
-  if (o.secrets_dir.empty()) return invalid_argument(path + ".secrets: empty");
+  if (j.contains("secrets")) {
+    CML_ASSIGN_OR_RETURN(o.secrets_dir, get_string(j, path, "secrets", 4096));
+  }
+  if (j.contains("freivalds")) {
+    CML_ASSIGN_OR_RETURN(o.freivalds, get_bool(j, path, "freivalds"));
+  }
+  if (j.contains("on_mismatch")) {
+    CML_ASSIGN_OR_RETURN(std::string mm, get_string(j, path, "on_mismatch", 16));
+    if (mm == "local") {
+      o.on_mismatch = Offload::OnMismatch::kLocal;
+    } else if (mm != "error") {
+      return invalid_argument(path + ".on_mismatch: '" + mm + "' is not error or local");
+    }
+  }
+  if (j.contains("timeout_s")) {
+    const json& t = j.at("timeout_s");
+    if (!t.is_number()) return invalid_argument(path + ".timeout_s: expected a number of seconds");
+    o.timeout_s = t.get<double>();
+  }
   return o;
 }
 
 json offload_to_json(const Offload& o) {
   if (o.kind == Offload::Kind::kNone) return {{"kind", "none"}};
-  return {{"kind", "groupcover"}, {"worker", o.worker ? o.worker->to_string() : ""}, {"secrets", o.secrets_dir}};
+  json j = {{"kind", "groupcover"},
+            {"worker", o.worker ? o.worker->to_string() : ""},
+            {"secrets", o.secrets_dir},
+            {"freivalds", o.freivalds},
+            {"on_mismatch", o.on_mismatch == Offload::OnMismatch::kLocal ? "local" : "error"}};
+  if (o.timeout_s) j["timeout_s"] = *o.timeout_s;
+  return j;
+}
+
+// The rules parse_offload cannot see in one field (also applied to manifests built in code).
+Status validate_offload(const Offload& o, const std::string& path) {
+  if (o.kind == Offload::Kind::kNone) {
+    if (o.worker || !o.secrets_dir.empty() || o.freivalds || o.on_mismatch != Offload::OnMismatch::kError ||
+        o.timeout_s)
+      return invalid_argument(path + ": kind \"none\" takes no other setting");
+    return ok_status();
+  }
+  if (!o.worker) return invalid_argument(path + ".worker: missing (groupcover needs the worker's tcp:// address)");
+  if (o.worker->kind != Endpoint::Kind::kTcp)
+    return invalid_argument(path + ".worker: the worker is reached over tcp://");
+  if (o.secrets_dir.size() > 4096) return invalid_argument(path + ".secrets: longer than 4096 bytes");
+  if (has_control_char(o.secrets_dir)) return invalid_argument(path + ".secrets: control character in the path");
+  if (o.on_mismatch == Offload::OnMismatch::kLocal && !o.freivalds) {
+    return invalid_argument(path +
+                            ".on_mismatch: \"local\" needs freivalds: true (without checks no result is "
+                            "ever found to mismatch)");
+  }
+  if (o.timeout_s && !(*o.timeout_s >= kMinOffloadTimeoutS && *o.timeout_s < kMaxOffloadTimeoutS)) {
+    return invalid_argument(path + ".timeout_s: must be at least 0.001 and less than 86400 seconds");
+  }
+  return ok_status();
 }
 
 }  // namespace
@@ -195,8 +256,12 @@ Status validate_manifest(const Manifest& m) {
       if (name.empty()) return invalid_argument(path + ".weights: empty tensor name");
       if (!is_hex_sha256(h)) return invalid_argument(path + ".weights." + name + ": expected 64 lower-case hex digits");
     }
-    if (s.offload.kind == Offload::Kind::kGroupCover && (!s.offload.worker || s.offload.secrets_dir.empty())) {
-      return invalid_argument(path + ".offload: groupcover needs worker and secrets");
+    CML_RETURN_IF_ERROR(validate_offload(s.offload, path + ".offload"));
+    if (s.offload.worker) {
+      for (const Endpoint* e : {&s.control, &s.data}) {
+        if (*e == *s.offload.worker)
+          return invalid_argument(path + ".offload.worker: " + e->to_string() + " is the stage's own endpoint");
+      }
     }
     for (size_t j = 0; j < i; ++j) {
       const StageSpec& o = m.stages[j];

@@ -4,7 +4,8 @@
 // (identity, file, SHA-256 of the file, architecture), the activation passed between stages, whether the
 // orchestrator itself must attest, and for every stage: its contiguous layer range, the SHA-256 of every
 // weight tensor it loads, its attestation type and expected measurements, its control and data endpoints,
-// and an offload setting (reserved for GroupCover).
+// and its offload setting (GroupCover: which untrusted worker gets its weight products; `cml stage` builds
+// the backend from it, see pipeline/stage_offload.h).
 //
 // parse_manifest() bounds the document size before parsing and validates everything; errors are
 // INVALID_ARGUMENT with a JSON-pointer-like path ("stages[1].layers: ...") so a user can fix the file.
@@ -50,11 +51,24 @@ struct StageAttestation {
   bool allow_debug = false;
 };
 
+// Bounds of Offload::timeout_s (seconds per worker request): [1 ms, 1 day).
+constexpr double kMinOffloadTimeoutS = 0.001;
+constexpr double kMaxOffloadTimeoutS = 86400;
+
+// A stage's offload of its weight products (docs/manifest.md). The operator key that seals the TEE bundle
+// is never part of the manifest: `cml stage --offload-key-file` (or CML_OFFLOAD_KEY_FILE) supplies it.
 struct Offload {
   enum class Kind { kNone, kGroupCover };
+  enum class OnMismatch { kError, kLocal };
   Kind kind = Kind::kNone;
   std::optional<Endpoint> worker;  // groupcover: tcp://… of the untrusted worker
-  std::string secrets_dir;         // groupcover: folder with the stage's obfuscation secrets
+  // groupcover: folder from `cml groupcover obfuscate` (worker bundle + sealed TEE bundle); empty: session
+  // mode (the stage obfuscates its weights itself at load, with fresh randomness, and uploads W'').
+  std::string secrets_dir;
+  bool freivalds = false;                       // check every worker result
+  OnMismatch on_mismatch = OnMismatch::kError;  // failed check: fail the step, or recompute locally
+  std::optional<double> timeout_s;              // per worker request; unset: the backend's default (10 s)
+  bool operator==(const Offload&) const = default;
 };
 
 struct StageSpec {

@@ -60,6 +60,20 @@ Result<std::unique_ptr<ModelStageExecutor>> ModelStageExecutor::create(std::shar
   return e;
 }
 
+Result<std::unique_ptr<ModelStageExecutor>> ModelStageExecutor::create(std::shared_ptr<const model::WeightFile> file,
+                                                                       uint32_t begin, uint32_t end,
+                                                                       model::ExecutorOptions options,
+                                                                       std::unique_ptr<model::LinearBackend> backend) {
+  if (options.backend) return invalid_argument("ModelStageExecutor: give the backend either by pointer or owned");
+  auto e = std::unique_ptr<ModelStageExecutor>(new ModelStageExecutor());
+  e->file_ = file;
+  e->backend_ = std::move(backend);
+  options.backend = e->backend_.get();
+  CML_ASSIGN_OR_RETURN(e->exec_, model::Executor::create(file, model::LayerRange{begin, end}, options));
+  CML_ASSIGN_OR_RETURN(e->digests_, tensor_digests(*file, e->exec_->used_tensors()));
+  return e;
+}
+
 Status ModelStageExecutor::start_sequence(uint64_t seq) {
   exec_->drop_sequence(static_cast<model::SeqId>(seq)).ignore_error();  // a restart of the same id
   CML_RETURN_IF_ERROR(exec_->start_sequence(static_cast<model::SeqId>(seq)));
@@ -122,6 +136,11 @@ Result<Manifest> shard_model(const std::string& model_path, const ShardOptions& 
   CML_ASSIGN_OR_RETURN(std::shared_ptr<const model::WeightFile> file, open_model_source(model_path));
   CML_ASSIGN_OR_RETURN(model::ModelConfig cfg, model::read_model_config(*file));
   CML_ASSIGN_OR_RETURN(auto ranges, balance_layers(static_cast<uint32_t>(cfg.n_layers), o.stages));
+  for (const auto& [i, off] : o.offload) {
+    if (i >= o.stages)
+      return invalid_argument("offload for stage " + std::to_string(i) + ": the manifest has " +
+                              std::to_string(o.stages) + " stages (indices 0 to " + std::to_string(o.stages - 1) + ")");
+  }
   Manifest m;
   m.model.name = o.model_name.empty() ? std::filesystem::path(model_path).filename().string() : o.model_name;
   m.model.file = model_path;
@@ -165,6 +184,7 @@ Result<Manifest> shard_model(const std::string& model_path, const ShardOptions& 
     }
     CML_ASSIGN_OR_RETURN(s.control, parse_endpoint(c));
     CML_ASSIGN_OR_RETURN(s.data, parse_endpoint(d));
+    if (auto it = o.offload.find(i); it != o.offload.end()) s.offload = it->second;
     m.stages.push_back(std::move(s));
   }
   CML_RETURN_IF_ERROR(validate_manifest(m));

@@ -32,6 +32,14 @@ class ModelStageExecutor final : public StageExecutor {
   static Result<std::unique_ptr<ModelStageExecutor>> create(std::shared_ptr<const model::WeightFile> file,
                                                             uint32_t begin, uint32_t end,
                                                             const model::ExecutorOptions& options);
+  // The same, computing the weight products with `backend` (not yet finalized; null: local BLAS), which the
+  // stage executor owns and destroys after the model executor — e.g. a GroupCover backend built from the
+  // manifest's offload entry. options.backend must be null. Errors of the backend's finalize() (a worker
+  // that cannot be reached, a bundle for another model) are returned here.
+  static Result<std::unique_ptr<ModelStageExecutor>> create(std::shared_ptr<const model::WeightFile> file,
+                                                            uint32_t begin, uint32_t end,
+                                                            model::ExecutorOptions options,
+                                                            std::unique_ptr<model::LinearBackend> backend);
   std::map<std::string, std::string> weight_digests() const override { return digests_; }
   bool is_first() const override { return exec_->takes_tokens(); }
   bool is_last() const override { return exec_->returns_logits(); }
@@ -45,6 +53,7 @@ class ModelStageExecutor final : public StageExecutor {
 
  private:
   std::shared_ptr<const model::WeightFile> file_;
+  std::unique_ptr<model::LinearBackend> backend_;  // declared before exec_: outlives it
   std::unique_ptr<model::Executor> exec_;
   std::map<std::string, std::string> digests_;
   size_t live_ = 0;
@@ -62,6 +71,8 @@ struct ShardOptions {
   // Expected measurements, for every stage (NAME → bytes), e.g. pcr0=…
   std::map<std::string, Bytes> expect;
   uint32_t max_seq_len = 0;  // 0: the model's context length
+  // Offload entries by stage index (stages not named get {"kind":"none"}); an index ≥ stages is refused.
+  std::map<uint32_t, Offload> offload;
 };
 
 // Opens the model, balances its layers over the stages and hashes every tensor each stage loads.

@@ -23,7 +23,7 @@
 #include "net/stream.h"
 #include "pipeline/model_executor.h"
 #include "pipeline/orchestrator.h"
-#include "pipeline_fixture.h"
+#include "process_fixture.h"
 #include "support/test_support.h"
 
 extern char** environ;
@@ -39,6 +39,19 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::free_endpoint;
+using testing::local_greedy;
+using testing::ProcessPipeline;
+using testing::read_text;
+
+// Stage processes obfuscate their weights at start: more generous timeouts than the default.
+OrchestratorOptions offload_options() {
+  OrchestratorOptions o;
+  o.connect_timeout = std::chrono::seconds(15);
+  o.init_timeout = std::chrono::seconds(30);
+  o.step_timeout = std::chrono::seconds(15);
+  o.op_timeout = std::chrono::seconds(10);
+  return o;
+}
 
 // A GroupCover worker on a loopback port; stop() and start() again on the same address (a restart).
 struct Worker {
@@ -67,11 +80,6 @@ struct Worker {
   }
 };
 
-std::string read_text(const std::string& path) {
-  auto b = read_file(path, 1 << 20);
-  return b.is_ok() ? std::string(b->begin(), b->end()) : std::string();
-}
-
 // Runs `cml ARGS…` to completion (stderr and stdout to `log`); its exit code, or -1.
 int run_cml(const std::vector<std::string>& args, const std::string& log) {
   std::vector<std::string> all = {CML_BINARY};
@@ -90,106 +98,6 @@ int run_cml(const std::vector<std::string>& args, const std::string& log) {
   int st = 0;
   if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) return -1;
   return WEXITSTATUS(st);
-}
-
-class OffloadPipeline {
- public:
-  OffloadPipeline(const std::string& model, uint32_t stages, const std::map<uint32_t, Offload>& offload)
-      : model_(model) {
-    dir_ = fs::temp_directory_path() / ("cml-op-" + std::to_string(getpid()) + "-" + std::to_string(counter_++));
-    fs::create_directories(dir_);
-    ShardOptions so;
-    so.stages = stages;
-    so.max_seq_len = 256;
-    so.expect = attest::mock_measurements("op-stage");
-    so.offload = offload;
-    for (uint32_t i = 0; i < stages; ++i) so.endpoints.push_back({free_endpoint(), free_endpoint()});
-    manifest = shard_model(model, so).value();
-    path_ = (dir_ / "m.json").string();
-    CML_CHECK(write_file(path_, as_bytes(manifest_to_json(manifest))).is_ok());
-    pids_.assign(stages, -1);
-  }
-  ~OffloadPipeline() {
-    orch.reset();
-    for (uint32_t i = 0; i < pids_.size(); ++i) kill_stage(i);
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string dir() const { return dir_.string(); }
-  std::string log_path(uint32_t i) const { return (dir_ / ("stage" + std::to_string(i) + ".log")).string(); }
-  std::string log(uint32_t i) const { return read_text(log_path(i)); }
-
-  // Starts `cml stage` for stage i with extra arguments and environment entries (NAME=VALUE).
-  void start_stage(uint32_t i, const std::vector<std::string>& extra = {}, const std::vector<std::string>& env = {}) {
-    std::vector<std::string> args = {CML_BINARY,        "stage",        "--manifest", path_,     "--index",
-                                     std::to_string(i), "--mock-image", "op-stage",   "--model", model_};
-    args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> envs = env;
-    for (char** e = environ; *e; ++e) {
-      if (std::string(*e).rfind("CML_OFFLOAD_KEY_FILE=", 0) != 0) envs.push_back(*e);
-    }
-    std::vector<char*> envp;
-    for (auto& e : envs) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    const std::string log = log_path(i);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ASSERT_EQ(posix_spawn(&pids_[i], CML_BINARY, &fa, nullptr, argv.data(), envp.data()), 0);
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  // Waits for stage i to exit; its exit code (-1 when killed by a signal).
-  int wait_exit(uint32_t i) {
-    int st = 0;
-    CML_CHECK(waitpid(pids_[i], &st, 0) == pids_[i]);
-    pids_[i] = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  }
-  void kill_stage(uint32_t i) {
-    if (pids_[i] <= 0) return;
-    kill(pids_[i], SIGKILL);
-    int st = 0;
-    waitpid(pids_[i], &st, 0);
-    pids_[i] = -1;
-  }
-  Status connect(OrchestratorOptions o = options()) {
-    SecureNetworkConfig nc;
-    nc.verifiers = attest::mock_verifier_set();
-    net_ = make_secure_network(nc);
-    orch = std::make_unique<Orchestrator>(manifest, *net_, o);
-    return orch->connect();
-  }
-  static OrchestratorOptions options() {
-    OrchestratorOptions o;
-    o.connect_timeout = std::chrono::seconds(15);  // the processes are still starting (and obfuscating)
-    o.init_timeout = std::chrono::seconds(30);
-    o.step_timeout = std::chrono::seconds(15);
-    o.op_timeout = std::chrono::seconds(10);
-    return o;
-  }
-  Manifest manifest;
-  std::unique_ptr<Orchestrator> orch;
-
- private:
-  static inline int counter_ = 0;
-  std::string model_, path_;
-  fs::path dir_;
-  std::vector<pid_t> pids_;
-  std::unique_ptr<Network> net_;
-};
-
-std::vector<uint32_t> local_greedy(const std::string& model, const std::vector<uint32_t>& prompt, int64_t n) {
-  model::ExecutorOptions eo;
-  eo.max_sequences = 1;
-  auto ex = model::Executor::open(model, {}, eo).value();
-  std::vector<int32_t> p(prompt.begin(), prompt.end());
-  model::GenerateOptions go;
-  go.max_new_tokens = n;
-  auto out = model::generate(*ex, p, go).value();
-  return std::vector<uint32_t>(out.begin(), out.end());
 }
 
 // BOS + "Once upon a time" in the stories260K vocabulary.
@@ -217,11 +125,11 @@ TEST(OffloadPipeline, Stories260KWithTwoOffloadedStagesEqualsLocalGreedyTokenFor
   ASSERT_EQ(run_cml({"groupcover", "obfuscate", "--model", model, "--out", bundles, "--key-file", key}, log), 0)
       << read_text(log);
 
-  OffloadPipeline p(model, 3, {{1, w1.offload()}, {2, w2.offload(true, bundles)}});
+  ProcessPipeline p(model, 3, {{1, w1.offload()}, {2, w2.offload(true, bundles)}});
   p.start_stage(0);
   p.start_stage(1);
   p.start_stage(2, {}, {"CML_OFFLOAD_KEY_FILE=" + key});
-  Status st = p.connect();
+  Status st = p.connect(offload_options());
   ASSERT_TRUE(st.is_ok()) << st.to_string() << "\nstage 1: " << p.log(1) << "\nstage 2: " << p.log(2);
   auto out = p.orch->generate({request(60)});
   ASSERT_TRUE(out[0].status.is_ok()) << out[0].status.to_string();
@@ -247,7 +155,7 @@ TEST(OffloadPipeline, Stories260KWithTwoOffloadedStagesEqualsLocalGreedyTokenFor
 // exits 1 before it listens, naming the worker; the orchestrator's connect fails naming that stage.
 TEST(OffloadPipeline, WorkerDownAtStartFailsTheStageAtStartNamingTheWorker) {
   Worker nobody;  // never started
-  OffloadPipeline p("synthetic:llama-tiny", 2, {{1, nobody.offload(false)}});
+  ProcessPipeline p("synthetic:llama-tiny", 2, {{1, nobody.offload(false)}});
   p.start_stage(0);
   p.start_stage(1);
   EXPECT_EQ(p.wait_exit(1), 1);
@@ -255,7 +163,7 @@ TEST(OffloadPipeline, WorkerDownAtStartFailsTheStageAtStartNamingTheWorker) {
   EXPECT_NE(err.find("cml stage 1: offload:"), std::string::npos) << err;
   EXPECT_NE(err.find("groupcover worker " + nobody.endpoint), std::string::npos) << err;
   EXPECT_NE(err.find("UNAVAILABLE"), std::string::npos) << err;
-  OrchestratorOptions o = OffloadPipeline::options();
+  OrchestratorOptions o = offload_options();
   o.connect_timeout = std::chrono::seconds(3);
   Status st = p.connect(o);
   ASSERT_FALSE(st.is_ok());
@@ -268,7 +176,7 @@ TEST(OffloadPipeline, WorkerDownAtStartFailsTheStageAtStartNamingTheWorker) {
 TEST(OffloadPipeline, SealedBundleNeedsItsOperatorKey) {
   Worker w;
   ASSERT_STATUS_OK(w.start());
-  OffloadPipeline p("synthetic:llama-tiny", 2, {{1, w.offload(false, "/nonexistent/bundles")}});
+  ProcessPipeline p("synthetic:llama-tiny", 2, {{1, w.offload(false, "/nonexistent/bundles")}});
   p.start_stage(1);
   EXPECT_EQ(p.wait_exit(1), 1);
   std::string err = p.log(1);
@@ -301,10 +209,10 @@ TEST(OffloadPipeline, WorkerLostMidRunFailsThatRequestAndTheNextIsServedAfterRes
     });
   };
   ASSERT_STATUS_OK(w.start(hook));
-  OffloadPipeline p(model, 2, {{1, w.offload()}});
+  ProcessPipeline p(model, 2, {{1, w.offload()}});
   p.start_stage(0);
   p.start_stage(1);
-  Status st = p.connect();
+  Status st = p.connect(offload_options());
   ASSERT_TRUE(st.is_ok()) << st.to_string() << "\nstage 1: " << p.log(1);
   int seen = 0;
   auto out = p.orch->generate({request(40)}, [&](size_t, uint32_t) {

@@ -14,7 +14,7 @@
 #include "net/stream.h"
 #include "pipeline/model_executor.h"
 #include "pipeline/orchestrator.h"
-#include "pipeline_fixture.h"
+#include "process_fixture.h"
 #include "support/test_support.h"
 
 extern char** environ;
@@ -24,78 +24,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::free_endpoint;
-
-class ProcessPipeline {
- public:
-  ProcessPipeline(const std::string& model, uint32_t stages) : model_(model) {
-    dir_ = fs::temp_directory_path() / ("cml-pt-" + std::to_string(getpid()) + "-" + std::to_string(counter_++));
-    fs::create_directories(dir_);
-    ShardOptions so;
-    so.stages = stages;
-    so.max_seq_len = 256;
-    so.expect = attest::mock_measurements("pt-stage");
-    for (uint32_t i = 0; i < stages; ++i) so.endpoints.push_back({free_endpoint(), free_endpoint()});
-    manifest = shard_model(model, so).value();
-    path_ = (dir_ / "m.json").string();
-    CML_CHECK(write_file(path_, as_bytes(manifest_to_json(manifest))).is_ok());
-    pids_.assign(stages, -1);
-  }
-  ~ProcessPipeline() {
-    orch.reset();
-    for (uint32_t i = 0; i < pids_.size(); ++i) kill_stage(i);
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  void start_stage(uint32_t i) {
-    std::vector<std::string> args = {CML_BINARY,        "stage",        "--manifest", path_,     "--index",
-                                     std::to_string(i), "--mock-image", "pt-stage",   "--model", model_};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ASSERT_EQ(posix_spawn(&pids_[i], CML_BINARY, nullptr, nullptr, argv.data(), environ), 0);
-  }
-  void kill_stage(uint32_t i) {
-    if (pids_[i] <= 0) return;
-    kill(pids_[i], SIGKILL);
-    int st = 0;
-    waitpid(pids_[i], &st, 0);
-    pids_[i] = -1;
-  }
-  Status connect(OrchestratorOptions o = options()) {
-    SecureNetworkConfig nc;
-    nc.verifiers = attest::mock_verifier_set();
-    net_ = make_secure_network(nc);
-    orch = std::make_unique<Orchestrator>(manifest, *net_, o);
-    return orch->connect();
-  }
-  static OrchestratorOptions options() {
-    OrchestratorOptions o;
-    o.connect_timeout = std::chrono::seconds(10);  // the processes are still starting
-    o.step_timeout = std::chrono::seconds(5);
-    o.op_timeout = std::chrono::seconds(5);
-    return o;
-  }
-  Manifest manifest;
-  std::unique_ptr<Orchestrator> orch;
-
- private:
-  static inline int counter_ = 0;
-  std::string model_, path_;
-  fs::path dir_;
-  std::vector<pid_t> pids_;
-  std::unique_ptr<Network> net_;
-};
-
-std::vector<uint32_t> local_greedy(const std::string& model, const std::vector<uint32_t>& prompt, int64_t n) {
-  model::ExecutorOptions eo;
-  eo.max_sequences = 1;
-  auto ex = model::Executor::open(model, {}, eo).value();
-  std::vector<int32_t> p(prompt.begin(), prompt.end());
-  model::GenerateOptions go;
-  go.max_new_tokens = n;
-  auto out = model::generate(*ex, p, go).value();
-  return std::vector<uint32_t>(out.begin(), out.end());
-}
+using testing::local_greedy;
+using testing::ProcessPipeline;
 
 TEST(ProcessPipeline, ThreeStagesOnStories260KEqualLocalGenerationTokenForToken) {
   CML_TESTDATA_OR_SKIP(model, "llm/stories260K/stories260K.llama2c.bin");

@@ -399,28 +399,56 @@ Status GroupCoverBackend::run(model::LinearId id, const float* x, int64_t rows, 
     total_out += rows * parts_[pi]->w2->out;
   }
   send_buf_.resize(size_t(total_in));
-  mask_u_.resize(size_t(total_out));
   scale_buf_.resize(size_t(rows) * op.parts.size());
+  part_u_.assign(op.parts.size(), nullptr);
+  // Masks are used in place in the pool when they lie in one batch (decode: always), else copied out.
+  // Either way they are wiped when run() returns, on every path.
+  struct MaskScope {
+    GroupCoverBackend& be;
+    bool copied = false;
+    ~MaskScope() {
+      for (auto& [pool, l] : be.leases_) pool->release(l);
+      be.leases_.clear();
+      if (copied) {
+        wipe(be.mask_r_);
+        wipe(be.mask_u_);
+      }
+    }
+  } scope{*this};
   // Mask every part's permuted input.
   int64_t off_in = 0, off_out = 0;
+  bool wake_refill = false;
   for (size_t k = 0; k < op.parts.size(); ++k) {
     Part& p = *parts_[op.parts[k]];
     const int64_t in = p.lp.in_features, out = p.w2->out;
     float* z = send_buf_.data() + off_in;
-    if (config_.unprotected_baseline) {
+    if (config_.unprotected_baseline) {  // no mask: restore gets u = scale = null
       std::memcpy(z, x, size_t(rows * in) * sizeof(float));
-      std::fill(mask_u_.begin() + off_out, mask_u_.begin() + off_out + rows * out, 0.0f);
-      std::fill(scale_buf_.begin() + k * size_t(rows), scale_buf_.begin() + (k + 1) * size_t(rows), 0.0f);
       off_in += rows * in;
       off_out += rows * out;
       continue;
     }
     permute_rows(p.entry->secrets, x, rows, z);
-    mask_r_.resize(size_t(rows * in));
-    p.pool->take(rows, mask_r_.data(), mask_u_.data() + off_out);
+    const float* r = nullptr;
+    MaskPool::Lease l = p.pool->lease(rows);
+    if (l.r) {
+      leases_.emplace_back(p.pool.get(), l);
+      r = l.r;
+      part_u_[k] = l.u;
+      wake_refill = wake_refill || l.wants_refill;
+    } else {
+      if (!scope.copied) {
+        mask_r_.resize(size_t(rows * op.in));
+        mask_u_.resize(size_t(total_out));
+        scope.copied = true;
+      }
+      if (p.pool->take(rows, mask_r_.data(), mask_u_.data() + off_out)) wake_refill = true;
+      r = mask_r_.data();
+      part_u_[k] = mask_u_.data() + off_out;
+    }
     for (int64_t t = 0; t < rows; ++t) {
       float* zr = z + t * in;
-      const float* rr = mask_r_.data() + t * in;
+      const float* rr = r + t * in;
       float m = 0.0f;
       for (int64_t j = 0; j < in; ++j) m = std::max(m, std::fabs(zr[j]));
       if (!std::isfinite(m)) return invalid_argument("groupcover backend: input is not finite");
@@ -429,11 +457,13 @@ Status GroupCoverBackend::run(model::LinearId id, const float* x, int64_t rows, 
       for (int64_t j = 0; j < in; ++j) zr[j] += c * rr[j];
       if (mask_observer_) mask_observer_(p.entry->index, c, {rr, size_t(in)});
     }
-    wipe(mask_r_);
     off_in += rows * in;
     off_out += rows * out;
   }
-  refill_cv_.notify_one();
+  if (wake_refill) {
+    { std::lock_guard wake(refill_mu_); }  // the refill thread is either before its check or waiting
+    refill_cv_.notify_one();
+  }
   ++calls_;
   rows_ += uint64_t(rows);
   // One round trip.
@@ -446,10 +476,7 @@ Status GroupCoverBackend::run(model::LinearId id, const float* x, int64_t rows, 
       st = st.with_context("groupcover worker " + config_.worker_label);
     }
   }
-  if (!st.is_ok()) {
-    wipe(mask_u_);
-    return st;
-  }
+  if (!st.is_ok()) return st;
   // Integrity.
   if (config_.freivalds) {
     bool ok = true;
@@ -462,7 +489,6 @@ Status GroupCoverBackend::run(model::LinearId id, const float* x, int64_t rows, 
     }
     if (!ok) {
       ++ffail_;
-      wipe(mask_u_);
       if (config_.on_mismatch == OnMismatch::kLocal) {
         ++fallbacks_;
         run_local(op, x, rows, y);
@@ -480,20 +506,20 @@ Status GroupCoverBackend::run(model::LinearId id, const float* x, int64_t rows, 
     const float* bias =
         p.lp.bias ? p.lp.bias : (p.entry->secrets.bias.empty() ? nullptr : p.entry->secrets.bias.data());
     const int64_t w_out = p.w2->out, out = p.lp.out_features;
+    const float* u = part_u_[k];
+    const float* scale = config_.unprotected_baseline ? nullptr : scale_buf_.data() + k * size_t(rows);
     if (w_out == out) {
-      restore_rows(p.entry->secrets, reply_.payload.data() + off_out, mask_u_.data() + off_out,
-                   scale_buf_.data() + k * size_t(rows), rows, bias, y + op.col_off[k], op.out);
+      restore_rows(p.entry->secrets, reply_.payload.data() + off_out, u, scale, rows, bias, y + op.col_off[k], op.out);
     } else {  // decoy-padded part: restore all rows, keep the real ones
       restore_tmp_.resize(size_t(rows * w_out));
-      restore_rows(p.entry->secrets, reply_.payload.data() + off_out, mask_u_.data() + off_out,
-                   scale_buf_.data() + k * size_t(rows), rows, nullptr, restore_tmp_.data(), w_out);
+      restore_rows(p.entry->secrets, reply_.payload.data() + off_out, u, scale, rows, nullptr, restore_tmp_.data(),
+                   w_out);
       for (int64_t t = 0; t < rows; ++t)
         for (int64_t i = 0; i < out; ++i)
           y[t * op.out + op.col_off[k] + i] = restore_tmp_[size_t(t * w_out + i)] + (bias ? bias[i] : 0.0f);
     }
     off_out += rows * w_out;
   }
-  wipe(mask_u_);
   return ok_status();
 }
 
@@ -508,6 +534,13 @@ bool GroupCoverBackend::wait_pools_full(Duration timeout) {
     refill_cv_.notify_one();
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+}
+
+int64_t GroupCoverBackend::fill_pools() {
+  int64_t n = 0;
+  for (auto& p : parts_)
+    if (p->pool) n += p->pool->top_up();
+  return n;
 }
 
 BackendStats GroupCoverBackend::stats() const {

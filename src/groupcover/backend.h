@@ -77,6 +77,10 @@ class GroupCoverBackend final : public model::LinearBackend {
 
   // Blocks until every mask pool is full (benchmarks use it to account for refill CPU time).
   bool wait_pools_full(Duration timeout);
+  // Brings every mask pool to exactly its capacity on the calling thread (waiting for refills in progress)
+  // and returns the number of masks produced. A benchmark calls it before and after a measured window so
+  // that the window pays for exactly the masks it consumed, whatever the refill batch size.
+  int64_t fill_pools();
 
   // Test hook: sees each (part matrix index, row) mask amplitude and mask as sent (never in production).
   using MaskObserver = std::function<void(uint32_t matrix, float scale, std::span<const float> r)>;
@@ -109,7 +113,9 @@ class GroupCoverBackend final : public model::LinearBackend {
   std::mutex link_mu_;
   std::unique_ptr<MessageLink> link_;
   uint64_t next_id_ = 1;
-  std::vector<float> send_buf_, scale_buf_, mask_r_, mask_u_;
+  std::vector<float> send_buf_, scale_buf_, mask_r_, mask_u_;  // mask_r_/mask_u_: masks copied out of a pool
+  std::vector<const float*> part_u_;                           // per part of the current op: its u rows
+  std::vector<std::pair<MaskPool*, MaskPool::Lease>> leases_;  // masks used in place, released by run()
   LinkMessage reply_;
 
   std::mutex refill_mu_;

@@ -35,7 +35,7 @@ void MaskPool::generate(int64_t n, std::vector<float>& r, std::vector<float>& u)
 
 bool MaskPool::wants_refill() const {
   std::lock_guard lock(mu_);
-  return available_ + batch_ <= capacity_;
+  return available_ + in_flight_ + batch_ <= capacity_;
 }
 
 int64_t MaskPool::available() const {
@@ -43,19 +43,64 @@ int64_t MaskPool::available() const {
   return available_;
 }
 
-bool MaskPool::refill() {
-  if (!wants_refill()) return false;
+MaskPool::Batch MaskPool::new_batch(int64_t n) {
   Batch b;
-  b.n = batch_;
+  {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < spare_.size(); ++i) {
+      if (spare_[i].u.capacity() < size_t(n * w2_.out)) continue;
+      b = std::move(spare_[i]);
+      spare_.erase(spare_.begin() + std::ptrdiff_t(i));
+      break;
+    }
+  }
+  b.n = n;
+  b.next = 0;
+  return b;
+}
+
+void MaskPool::append(Batch b) {
+  {
+    std::lock_guard lock(mu_);
+    available_ += b.n;
+    in_flight_ -= b.n;
+    batches_.push_back(std::move(b));
+  }
+  produced_.notify_all();
+}
+
+bool MaskPool::refill() {
+  {
+    std::lock_guard lock(mu_);
+    if (available_ + in_flight_ + batch_ > capacity_) return false;
+    in_flight_ += batch_;
+  }
+  Batch b = new_batch(batch_);
   generate(batch_, b.r, b.u);
   ++refills_;
-  std::lock_guard lock(mu_);
-  available_ += b.n;
-  batches_.push_back(std::move(b));
+  append(std::move(b));
   return true;
 }
 
-void MaskPool::take(int64_t n, float* r, float* u) {
+int64_t MaskPool::top_up() {
+  int64_t n = 0;
+  {
+    std::lock_guard lock(mu_);
+    n = capacity_ - available_ - in_flight_;
+    if (n > 0) in_flight_ += n;
+  }
+  if (n > 0) {
+    Batch b = new_batch(n);
+    generate(n, b.r, b.u);
+    ++refills_;
+    append(std::move(b));
+  }
+  std::unique_lock lock(mu_);
+  produced_.wait(lock, [&] { return in_flight_ == 0; });
+  return std::max<int64_t>(n, 0);
+}
+
+bool MaskPool::take(int64_t n, float* r, float* u) {
   const int64_t in = w2_.in, out = w2_.out;
   int64_t done = 0;
   {
@@ -72,7 +117,10 @@ void MaskPool::take(int64_t n, float* r, float* u) {
       b.next += k;
       done += k;
       available_ -= k;
-      if (b.next == b.n) batches_.pop_front();
+      if (b.next == b.n) {  // every entry was wiped as it was taken: keep the storage for the next refill
+        if (spare_.size() < 3) spare_.push_back(std::move(b));
+        batches_.pop_front();
+      }
     }
   }
   if (done < n) {
@@ -85,6 +133,38 @@ void MaskPool::take(int64_t n, float* r, float* u) {
     misses_ += uint64_t(n - done);
   }
   taken_ += uint64_t(n);
+  return wants_refill();
+}
+
+MaskPool::Lease MaskPool::lease(int64_t n) {
+  Lease l;
+  {
+    std::lock_guard lock(mu_);
+    if (n < 1 || batches_.empty()) return l;
+    Batch& b = batches_.front();
+    if (b.n - b.next < n) return l;
+    l.r = b.r.data() + b.next * w2_.in;
+    l.u = b.u.data() + b.next * w2_.out;
+    l.n = n;
+    b.next += n;
+    available_ -= n;
+    l.wants_refill = available_ + in_flight_ + batch_ <= capacity_;
+  }
+  taken_ += uint64_t(n);
+  return l;
+}
+
+void MaskPool::release(const Lease& l) {
+  if (l.n == 0) return;
+  std::lock_guard lock(mu_);
+  wipe(const_cast<float*>(l.r), size_t(l.n * w2_.in));
+  wipe(const_cast<float*>(l.u), size_t(l.n * w2_.out));
+  // The leased masks came from the front batch; refills only append behind it.
+  Batch& b = batches_.front();
+  if (b.next == b.n) {
+    if (spare_.size() < 3) spare_.push_back(std::move(b));
+    batches_.pop_front();
+  }
 }
 
 MaskPoolStats MaskPool::stats() const {

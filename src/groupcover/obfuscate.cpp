@@ -297,11 +297,36 @@ void permute_rows(const MatrixSecrets& s, const float* x, int64_t rows, float* x
   }
 }
 
+namespace {
+
+// One group of one row: d = the group's unmasked entries (gathered once), y[g[i]] = Σ_j inv[i,j]·d[j] + b.
+// Same operations in the same order as the straightforward double loop, so results are bit-identical.
+template <int kSize>
+inline void restore_group(const double* inv, const uint32_t* g, int sz, const float* zr, const float* ur, double c,
+                          const float* bias, float* yr) {
+  const int n = kSize > 0 ? kSize : sz;
+  double d[64];
+  if (ur) {
+    for (int j = 0; j < n; ++j) d[j] = double(zr[g[j]]) - c * double(ur[g[j]]);
+  } else {
+    for (int j = 0; j < n; ++j) d[j] = double(zr[g[j]]);
+  }
+  double acc[64];
+  for (int i = 0; i < n; ++i) {
+    double v = 0.0;
+    for (int j = 0; j < n; ++j) v += inv[i * n + j] * d[j];
+    acc[i] = v;
+  }
+  for (int i = 0; i < n; ++i) yr[g[i]] = float(acc[i] + (bias ? double(bias[g[i]]) : 0.0));
+}
+
+}  // namespace
+
 void restore_rows(const MatrixSecrets& s, const float* z2, const float* u, const float* scale, int64_t rows,
                   const float* bias, float* y, int64_t y_stride) {
   const int64_t out = s.out;
   const size_t ng = s.n_groups();
-  double acc[64];
+  const uint32_t* offs = s.group_offsets.data();
   for (int64_t t = 0; t < rows; ++t) {
     const float* zr = z2 + t * out;
     const float* ur = u ? u + t * out : nullptr;
@@ -309,18 +334,27 @@ void restore_rows(const MatrixSecrets& s, const float* z2, const float* u, const
     float* yr = y + t * y_stride;
     const double* inv = s.inv_mix.data();
     for (size_t k = 0; k < ng; ++k) {
-      const uint32_t* g = s.group_rows.data() + s.group_offsets[k];
-      const int sz = int(s.group_offsets[k + 1] - s.group_offsets[k]);
-      for (int i = 0; i < sz; ++i) {
-        double v = 0.0;
-        if (ur) {
-          for (int j = 0; j < sz; ++j) v += inv[i * sz + j] * (double(zr[g[j]]) - c * double(ur[g[j]]));
-        } else {
-          for (int j = 0; j < sz; ++j) v += inv[i * sz + j] * double(zr[g[j]]);
-        }
-        acc[i] = v;
+      const uint32_t* g = s.group_rows.data() + offs[k];
+      const int sz = int(offs[k + 1] - offs[k]);
+      switch (sz) {  // the common sizes get fixed-size loops the compiler unrolls
+        case 1:
+          restore_group<1>(inv, g, sz, zr, ur, c, bias, yr);
+          break;
+        case 2:
+          restore_group<2>(inv, g, sz, zr, ur, c, bias, yr);
+          break;
+        case 4:
+          restore_group<4>(inv, g, sz, zr, ur, c, bias, yr);
+          break;
+        case 5:
+          restore_group<5>(inv, g, sz, zr, ur, c, bias, yr);
+          break;
+        case 8:
+          restore_group<8>(inv, g, sz, zr, ur, c, bias, yr);
+          break;
+        default:
+          restore_group<0>(inv, g, sz, zr, ur, c, bias, yr);
       }
-      for (int i = 0; i < sz; ++i) yr[g[i]] = float(acc[i] + (bias ? double(bias[g[i]]) : 0.0));
       inv += sz * sz;
     }
   }

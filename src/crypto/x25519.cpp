@@ -52,24 +52,15 @@ X25519KeyPair X25519KeyPair::generate() {
 
 namespace {
 
-// Ephemeral keys made ahead of use by one lazily started thread.
+// Ephemeral keys made ahead of use by one lazily started thread. The stock is never destroyed by C++
+// static destruction: OpenSSL's own exit-time cleanup may run before it, while the thread is inside
+// OpenSSL. Instead an OPENSSL_atexit handler stops the thread (and frees the keys) before OpenSSL cleans
+// up; without that cleanup, process exit simply ends the thread.
 class EphemeralStock {
  public:
   static constexpr size_t kTarget = 4;
 
-  EphemeralStock() : owner_pid_(::getpid()) {
-    // OpenSSL registers its exit-time cleanup on initialisation; doing that before this object's
-    // destructor is registered makes the destructor (which stops the thread) run first.
-    OPENSSL_init_crypto(0, nullptr);
-  }
-  ~EphemeralStock() {
-    {
-      std::lock_guard lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
+  EphemeralStock() : owner_pid_(::getpid()) {}
 
   X25519KeyPair take() {
     if (::getpid() != owner_pid_) return X25519KeyPair::generate();  // a forked child has no refiller
@@ -87,6 +78,21 @@ class EphemeralStock {
     return kp;
   }
 
+  // Stops the refill thread for good; later takes generate on the spot.
+  void stop() {
+    if (::getpid() != owner_pid_) return;  // a forked child: the thread and its lock are not ours
+    std::thread t;
+    std::vector<X25519KeyPair> keys;
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+      t = std::move(thread_);
+      keys.swap(keys_);
+    }
+    cv_.notify_all();
+    if (t.joinable()) t.join();
+  }
+
  private:
   void refill() {
     std::unique_lock lk(mu_);
@@ -96,6 +102,7 @@ class EphemeralStock {
       lk.unlock();
       X25519KeyPair kp = X25519KeyPair::generate();
       lk.lock();
+      if (stop_) return;
       keys_.push_back(std::move(kp));
     }
   }
@@ -108,11 +115,25 @@ class EphemeralStock {
   std::thread thread_;
 };
 
+EphemeralStock* g_stock = nullptr;
+
+void stop_stock() {
+  g_stock->stop();
+}
+
+EphemeralStock& stock() {
+  static EphemeralStock* const s = [] {
+    g_stock = new EphemeralStock();
+    if (OPENSSL_atexit(stop_stock) != 1) g_stock->stop();  // no safe way to stop it later: never start
+    return g_stock;
+  }();
+  return *s;
+}
+
 }  // namespace
 
 X25519KeyPair X25519KeyPair::take_ephemeral() {
-  static EphemeralStock stock;
-  return stock.take();
+  return stock().take();
 }
 
 Result<SecretBytes> X25519KeyPair::derive(ByteSpan peer_public) const {

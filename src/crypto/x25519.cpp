@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -100,10 +101,15 @@ class EphemeralStock {
       cv_.wait(lk, [&] { return stop_ || keys_.size() < kTarget; });
       if (stop_) return;
       lk.unlock();
-      X25519KeyPair kp = X25519KeyPair::generate();
+      // Not generate(), which aborts on failure: at exit OpenSSL refuses work from the moment its cleanup
+      // starts until the handler stopping this thread has run. A failure just ends the refills.
+      SecretBytes sk(32);
+      if (RAND_bytes(sk.data(), static_cast<int>(sk.size())) != 1) return;
+      auto kp = X25519KeyPair::from_private(sk.span());
+      if (!kp.is_ok()) return;
       lk.lock();
       if (stop_) return;
-      keys_.push_back(std::move(kp));
+      keys_.push_back(std::move(kp).value());
     }
   }
 

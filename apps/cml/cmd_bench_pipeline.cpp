@@ -121,8 +121,12 @@ struct IdentityPipeline {
   }
 };
 
-// Sequences per group in flight for stage processes that share this host's cores and memory bandwidth.
-constexpr uint32_t kSharedHostGroupRows = 8;
+// Sequences per group in flight for stage processes that share this 2-core host: 8 sequences go as two
+// groups of 4, so two stages compute at once, each with a batched step (measured against 1 and 8 rows
+// in the same run: see batch8_speedup_by_group_rows).
+constexpr uint32_t kSharedHostGroupRows = 4;
+// Compute threads per stage process: three stages share two cores, so one each.
+constexpr int kStageThreads = 1;
 
 // Decode figures of one process pipeline.
 struct DecodeFigures {
@@ -248,17 +252,16 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& out) {
   const std::string source = o.quick ? "synthetic:llama-tiny" : "synthetic:gpt2-124m";
   const uint32_t n_tokens = o.quick ? 8 : 24;
   out["model"] = source;
-  out["threads_per_stage"] = o.threads;
+  out["threads_per_stage"] = kStageThreads;
   std::error_code ec;
   fs::path dir = fs::temp_directory_path() / ("cml-bench-pipeline-" + std::to_string(getpid()));
   fs::create_directories(dir, ec);
-  // Every stage process (and the local baseline) computes with --threads compute threads (default: the
-  // 2 cores of the development machine); the stages of one pipeline take turns on them.
-  auto local = local_ms_per_token(source, n_tokens, o.threads);
+  // Every stage process and the local baseline compute with kStageThreads threads.
+  auto local = local_ms_per_token(source, n_tokens, kStageThreads);
   if (!local) return "local: " + local.status().to_string();
-  auto one = process_pipeline(source, 1, n_tokens, false, o.threads, dir);
+  auto one = process_pipeline(source, 1, n_tokens, false, kStageThreads, dir);
   if (!one) return "1-stage: " + one.status().to_string();
-  auto three = process_pipeline(source, 3, n_tokens, true, o.threads, dir);
+  auto three = process_pipeline(source, 3, n_tokens, true, kStageThreads, dir);
   if (!three) return "3-stage: " + three.status().to_string();
   fs::remove_all(dir, ec);
   out["local_ms_per_token"] = *local;

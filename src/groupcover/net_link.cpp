@@ -156,7 +156,7 @@ void WorkerServer::crash() {
     links_.clear();
   }
   cv_.notify_all();
-  listener_->close();
+  if (listener_) listener_->close();
 }
 
 std::string WorkerServer::local_endpoint() const {
@@ -173,7 +173,7 @@ void WorkerServer::stop() {
     threads.swap(threads_);
   }
   cv_.notify_all();
-  listener_->close();
+  if (listener_) listener_->close();  // null when start() failed to listen
   if (accept_thread_.joinable() && accept_thread_.get_id() != std::this_thread::get_id()) accept_thread_.join();
   for (auto& t : threads) t.thread.join();
 }

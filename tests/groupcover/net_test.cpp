@@ -33,6 +33,15 @@ struct Model {
   }
 };
 
+TEST(GroupCoverNet, ListeningOnABusyPortIsAClearErrorNotACrash) {
+  WorkerService service;
+  auto first = WorkerServer::start("tcp://127.0.0.1:0", service);
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  auto second = WorkerServer::start((*first)->local_endpoint(), service);  // the port is taken
+  ASSERT_FALSE(second.is_ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable) << second.status().to_string();
+}
+
 TEST(GroupCoverNet, TwoStagesShareOneWorkerOverTcp) {
   Model m;
   WorkerService service;

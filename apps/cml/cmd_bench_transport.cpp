@@ -66,19 +66,16 @@ struct Sides {
 
 struct Pair {
   std::unique_ptr<SecureChannel> initiator, responder;
-  double initiator_us = 0;
 };
 
 Result<Pair> establish(std::unique_ptr<net::Stream> a, std::unique_ptr<net::Stream> b, const Sides& s) {
   Result<std::unique_ptr<SecureChannel>> resp = internal_error("not run");
   std::thread t([&] { resp = SecureChannel::accept(std::move(b), s.server); });
-  const auto t0 = Clock::now();
   auto init = SecureChannel::connect(std::move(a), s.client);
-  const double us = us_since(t0);
   t.join();
   if (!init.is_ok()) return init.status();
   if (!resp.is_ok()) return resp.status();
-  return Pair{std::move(init).value(), std::move(resp).value(), us};
+  return Pair{std::move(init).value(), std::move(resp).value()};
 }
 
 Result<Pair> establish_pipe(const Sides& s) {

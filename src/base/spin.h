@@ -13,8 +13,13 @@
 // Thread safety: one AdaptiveSpin per waiting thread (for example, per stream direction).
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
+
+#include "base/clock.h"
 
 namespace cml {
 
@@ -41,6 +46,29 @@ class AdaptiveSpin {
     }
   }
 
+  // Waits under `lk` until pred() holds (true) or the deadline passes (false): first spins while
+  // `events` is unchanged — every notifier bumps it, under the lock, whenever pred() may have become
+  // true — then sleeps on `cv`, and learns from how long the wait took.
+  template <typename Pred>
+  bool wait(std::unique_lock<std::mutex>& lk, std::condition_variable& cv, const std::atomic<uint64_t>& events,
+            Deadline deadline, Pred pred) {
+    if (pred()) return true;
+    if (deadline.expired()) return false;  // a poll: nothing to wait for
+    const uint64_t seen = events.load(std::memory_order_relaxed);
+    lk.unlock();
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool news = spin([&] { return events.load(std::memory_order_acquire) != seen; });
+    lk.lock();
+    if (news && pred()) return true;
+    if (deadline.is_never()) {
+      cv.wait(lk, pred);
+    } else if (!cv.wait_until(lk, deadline.at(), pred)) {
+      return false;
+    }
+    record_wait(std::chrono::steady_clock::now() - t0);
+    return true;
+  }
+
   // After a spin that failed and a blocking wait: `waited` is the time from the start of the spin
   // to the wake-up.
   void record_wait(std::chrono::nanoseconds waited) {
@@ -55,8 +83,9 @@ class AdaptiveSpin {
 
   std::chrono::nanoseconds budget() const { return std::chrono::nanoseconds(budget_ns_); }
 
-  // True when at least as many threads are runnable as there are CPUs (sampled from /proc/loadavg at
-  // most every 10 ms): a spinner would then take the CPU from the thread it waits for, so nobody spins.
+  // True when more threads are runnable than there are CPUs, the caller included (sampled from
+  // /proc/loadavg at most every 10 ms): a spinner would then take the CPU from the thread it waits for,
+  // so nobody spins.
   static bool machine_busy();
 
  private:

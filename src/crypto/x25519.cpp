@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "crypto/openssl_error.h"
-#include "crypto/random.h"
 
 namespace cml::crypto {
 
@@ -44,9 +43,17 @@ Result<X25519KeyPair> X25519KeyPair::from_private(ByteSpan sk) {
   return kp;
 }
 
+namespace {
+// A fresh pair from the CSPRNG, or the error (OpenSSL refuses work once its exit-time cleanup starts).
+Result<X25519KeyPair> fresh_pair() {
+  SecretBytes sk(32);
+  if (RAND_bytes(sk.data(), static_cast<int>(sk.size())) != 1) return crypto_error("RAND_bytes failed");
+  return X25519KeyPair::from_private(sk.span());
+}
+}  // namespace
+
 X25519KeyPair X25519KeyPair::generate() {
-  SecretBytes sk = random_secret(32);
-  auto kp = from_private(sk.span());
+  auto kp = fresh_pair();
   CML_CHECK_MSG(kp.is_ok(), kp.status().to_string());
   return std::move(kp).value();
 }
@@ -103,9 +110,7 @@ class EphemeralStock {
       lk.unlock();
       // Not generate(), which aborts on failure: at exit OpenSSL refuses work from the moment its cleanup
       // starts until the handler stopping this thread has run. A failure just ends the refills.
-      SecretBytes sk(32);
-      if (RAND_bytes(sk.data(), static_cast<int>(sk.size())) != 1) return;
-      auto kp = X25519KeyPair::from_private(sk.span());
+      auto kp = fresh_pair();
       if (!kp.is_ok()) return;
       lk.lock();
       if (stop_) return;

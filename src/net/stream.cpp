@@ -414,20 +414,10 @@ class PipeStream final : public Stream {
     if (buf.empty()) return size_t{0};
     PipeBuffer& b = *in_;
     std::unique_lock lk(b.mu);
-    const auto ready = [&] { return b.size > 0 || b.writer_closed || b.aborted; };
-    if (!ready()) {
-      // Spin briefly for the writer before sleeping on the condition variable.
-      const uint64_t seen = b.events.load(std::memory_order_relaxed);
-      lk.unlock();
-      const auto t0 = std::chrono::steady_clock::now();
-      const bool news = read_spin_.spin([&] { return b.events.load(std::memory_order_acquire) != seen; });
-      lk.lock();
-      if (!news || !ready()) {
-        if (!wait_until(b.readable, lk, deadline, ready)) {
-          return timeout_error("read from " + name_ + ": deadline passed");
-        }
-        read_spin_.record_wait(std::chrono::steady_clock::now() - t0);
-      }
+    // Spin briefly for the writer before sleeping on the condition variable.
+    if (!read_spin_.wait(lk, b.readable, b.events, deadline,
+                         [&] { return b.size > 0 || b.writer_closed || b.aborted; })) {
+      return timeout_error("read from " + name_ + ": deadline passed");
     }
     if (b.aborted) return unavailable("pipe " + name_ + " aborted");
     if (b.size == 0) return size_t{0};  // writer closed

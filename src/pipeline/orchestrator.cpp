@@ -152,18 +152,8 @@ Status Orchestrator::send_control(uint32_t i, const ControlMessage& m) {
 
 std::optional<Orchestrator::Event> Orchestrator::next_event(Deadline d) {
   std::unique_lock lk(mu_);
-  if (events_.empty()) {
-    // A result usually follows within microseconds of the last stage's send: spin before sleeping.
-    const uint64_t seen = pushed_.load(std::memory_order_relaxed);
-    lk.unlock();
-    const auto t0 = std::chrono::steady_clock::now();
-    const bool news = event_spin_.spin([&] { return pushed_.load(std::memory_order_acquire) != seen; });
-    lk.lock();
-    if (!news || events_.empty()) {
-      if (!cv_.wait_until(lk, d.at(), [&] { return !events_.empty(); })) return std::nullopt;
-      event_spin_.record_wait(std::chrono::steady_clock::now() - t0);
-    }
-  }
+  // A result usually follows within microseconds of the last stage's send: spin before sleeping.
+  if (!event_spin_.wait(lk, cv_, pushed_, d, [&] { return !events_.empty(); })) return std::nullopt;
   Event e = std::move(events_.front());
   events_.pop_front();
   return e;

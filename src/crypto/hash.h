@@ -16,6 +16,23 @@ Digest256 sha256(ByteSpan data);
 Digest384 sha384(ByteSpan data);
 Digest256 hmac_sha256(ByteSpan key, ByteSpan data);
 
+// HMAC-SHA256 under one key for several messages: the key is processed once (HKDF-Expand computes
+// every block under the same PRK). finish() returns the tag and starts the next message under the same
+// key. The destructor wipes the key state. Belongs to one thread.
+class HmacSha256 {
+ public:
+  explicit HmacSha256(ByteSpan key);
+  ~HmacSha256();
+  HmacSha256(const HmacSha256&) = delete;
+  HmacSha256& operator=(const HmacSha256&) = delete;
+  HmacSha256& update(ByteSpan data);
+  Digest256 finish();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 enum class HashAlg { kSha256, kSha384, kSha512 };
 // Digest of `data` with `alg` (32, 48 or 64 bytes).
 Bytes hash(HashAlg alg, ByteSpan data);

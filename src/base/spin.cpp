@@ -1,6 +1,7 @@
 #include "base/spin.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,6 +52,10 @@ int runnable_threads() {
 }
 
 }  // namespace
+
+void AdaptiveSpin::yield_cpu() {
+  sched_yield();
+}
 
 bool AdaptiveSpin::machine_busy() {
   static std::atomic<int64_t> next_check_ns{0};

@@ -7,8 +7,9 @@
 // wait (twice its length); after a longer block the budget halves, so a waiter whose data takes
 // milliseconds (a worker's GEMM, a model step) soon spins not at all and costs no CPU.
 //
-// Nobody spins while the machine is oversubscribed (more runnable threads than CPUs): the spinner would
-// take the CPU from the thread it waits for.
+// While the machine is oversubscribed (more runnable threads than CPUs) a busy poll would take the CPU
+// from the thread it waits for, so the spinner yields its CPU between polls instead (sched_yield). A
+// chain of more threads than cores (orchestrator → stages → return) then passes data without wake-ups.
 //
 // Thread safety: one AdaptiveSpin per waiting thread (for example, per stream direction).
 #pragma once
@@ -35,12 +36,20 @@ class AdaptiveSpin {
   template <typename Ready>
   bool spin(Ready&& ready) {
     if (ready()) return true;
-    if (budget_ns_ <= 0 || machine_busy()) return false;
+    if (budget_ns_ <= 0) return false;
+    // On a crowded machine the spinner gives its CPU away between polls, so the thread it waits for
+    // (or any other) runs, and the hand-off still needs no wake-up.
+    const bool crowded = machine_busy();
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
-      for (int k = 0; k < 16; ++k) {
-        pause();
+      if (crowded) {
+        yield_cpu();
         if (ready()) return true;
+      } else {
+        for (int k = 0; k < 16; ++k) {
+          pause();
+          if (ready()) return true;
+        }
       }
       if (std::chrono::steady_clock::now() - start >= std::chrono::nanoseconds(budget_ns_)) return false;
     }
@@ -85,7 +94,7 @@ class AdaptiveSpin {
 
   // True when more threads are runnable than there are CPUs, the caller included (sampled from
   // /proc/loadavg at most every 10 ms): a spinner would then take the CPU from the thread it waits for,
-  // so nobody spins.
+  // so it yields between polls.
   static bool machine_busy();
 
  private:
@@ -96,6 +105,8 @@ class AdaptiveSpin {
     asm volatile("yield");
 #endif
   }
+
+  static void yield_cpu();
 
   int64_t max_ns_;
   int64_t budget_ns_;

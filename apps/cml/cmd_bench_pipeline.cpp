@@ -225,7 +225,8 @@ Result<double> local_ms_per_token(const std::string& source, uint32_t n_tokens) 
 
 std::string run_bench(const BenchOptions& o, nlohmann::json& out) {
   const int iters = o.quick ? 30 : 300;
-  {
+  const bool latency = o.only.empty() || o.only == "latency", decode = o.only.empty() || o.only == "decode";
+  if (latency) {
     IdentityPipeline p2;
     if (Status st = p2.build(2, 1024); !st.is_ok()) return "2-stage pipeline: " + st.to_string();
     auto t = p2.step_us(32, iters);  // 32 × 1024 floats = 128 KiB
@@ -234,7 +235,7 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& out) {
     out["pipeline2_128k_target_us"] = 250;
     out["bound_aead_128k_3hops_us"] = 3 * aead_hop_us(128 * 1024, iters);
   }
-  {
+  if (latency) {
     IdentityPipeline a, b;
     if (Status st = a.build(2, 256); !st.is_ok()) return st.to_string();
     if (Status st = b.build(3, 256); !st.is_ok()) return st.to_string();
@@ -246,6 +247,7 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& out) {
     out["per_stage_1k_target_us"] = 10;
     out["bound_aead_1k_1hop_us"] = aead_hop_us(1024, iters * 10);
   }
+  if (!decode) return "";
   const std::string source = o.quick ? "synthetic:llama-tiny" : "synthetic:gpt2-124m";
   const uint32_t n_tokens = o.quick ? 8 : 24;
   out["model"] = source;
@@ -283,8 +285,8 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& out) {
   return "";
 }
 
-const BenchRegistrar kBench("pipeline", "Pipeline latency, per-stage cost, multi-stage and batching figures",
-                            run_bench);
+const BenchRegistrar kBench("pipeline", "Pipeline latency, per-stage cost, multi-stage and batching figures", run_bench,
+                            {"latency", "decode"});
 
 }  // namespace
 }  // namespace cml::app

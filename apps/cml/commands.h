@@ -4,10 +4,9 @@
 #pragma once
 
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace CLI {
 class App;
@@ -26,17 +25,20 @@ struct CommandRegistrar {
 struct BenchOptions {
   int threads = 2;
   bool quick = false;  // smaller sizes and fewer repetitions (used by tests)
+  std::string only;    // run one part of the suite (for profiling); each suite names its parts
 };
 // A bench suite fills `out` with its figures; a non-empty return is an error message.
 using BenchFn = std::function<std::string(const BenchOptions&, nlohmann::json& out)>;
 
 struct BenchRegistrar {
-  BenchRegistrar(std::string suite, std::string help, BenchFn fn);
+  // `parts`: the names `--only` accepts (none: the suite always runs whole).
+  BenchRegistrar(std::string suite, std::string help, BenchFn fn, std::vector<std::string> parts = {});
 };
 
 struct RegisteredBench {
   std::string suite, help;
   BenchFn fn;
+  std::vector<std::string> parts;
 };
 const std::vector<std::pair<std::string, CommandSetup>>& registered_commands();
 const std::vector<RegisteredBench>& registered_benches();

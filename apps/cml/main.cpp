@@ -26,8 +26,8 @@ std::atomic<int> g_exit_code{0};
 CommandRegistrar::CommandRegistrar(std::string name, CommandSetup setup) {
   commands().emplace_back(std::move(name), std::move(setup));
 }
-BenchRegistrar::BenchRegistrar(std::string suite, std::string help, BenchFn fn) {
-  benches().push_back({std::move(suite), std::move(help), std::move(fn)});
+BenchRegistrar::BenchRegistrar(std::string suite, std::string help, BenchFn fn, std::vector<std::string> parts) {
+  benches().push_back({std::move(suite), std::move(help), std::move(fn), std::move(parts)});
 }
 const std::vector<std::pair<std::string, CommandSetup>>& registered_commands() {
   return commands();
@@ -56,6 +56,9 @@ void add_bench_command(CLI::App& root) {
     sub->add_flag("--json", *json, "Print one JSON object");
     sub->add_option("--threads", opts->threads, "Compute threads")->capture_default_str();
     sub->add_flag("--quick", opts->quick, "Small sizes, few repetitions (smoke test)");
+    if (!b.parts.empty()) {
+      sub->add_option("--only", opts->only, "Run one part (for profiling)")->check(CLI::IsMember(b.parts));
+    }
     BenchFn fn = b.fn;
     std::string suite = b.suite;
     sub->callback([fn, opts, json, suite] {

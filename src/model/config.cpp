@@ -75,6 +75,13 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 }  // namespace
 
+int64_t ModelConfig::layer_weight_count() const {
+  const int64_t q = n_heads * head_dim;
+  const int64_t attention = dim * (q + 2 * kv_dim()) + q * dim;
+  const int64_t mlp = (arch == Arch::kGpt2 ? 2 : 3) * dim * ffn_dim;  // GPT-2: fc, proj; Llama: gate, up, down
+  return attention + mlp;
+}
+
 const char* arch_name(Arch a) {
   return a == Arch::kLlama ? "llama" : "gpt2";
 }

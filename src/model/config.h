@@ -39,6 +39,10 @@ struct ModelConfig {
   bool gguf_names = false;  // GGUF / llama2.c tensor names (blk.N.*) rather than Hugging Face names
 
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
+  // Weights one decode step multiplies by: per transformer layer (attention and MLP projections), and
+  // for the output head (vocab × dim; the embedding lookup reads one row and is not counted).
+  int64_t layer_weight_count() const;
+  int64_t head_weight_count() const { return vocab * dim; }
 };
 
 // Values that the file may not carry (Hugging Face config.json fields).

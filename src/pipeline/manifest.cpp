@@ -207,18 +207,64 @@ Result<Endpoint> parse_endpoint(std::string_view text) {
   return e;
 }
 
-Result<std::vector<std::pair<uint32_t, uint32_t>>> balance_layers(uint32_t n_layers, uint32_t n_stages) {
+Result<std::vector<std::pair<uint32_t, uint32_t>>> balance_layers(uint32_t n_layers, uint32_t n_stages,
+                                                                  uint64_t layer_cost, uint64_t last_stage_extra) {
   if (n_stages == 0) return invalid_argument("at least one stage is needed");
   if (n_stages > n_layers) {
     return invalid_argument(std::to_string(n_stages) + " stages for a model of " + std::to_string(n_layers) +
                             " layers: every stage needs at least one layer");
   }
-  std::vector<std::pair<uint32_t, uint32_t>> out;
-  uint32_t base = n_layers / n_stages, extra = n_layers % n_stages, at = 0;
-  for (uint32_t i = 0; i < n_stages; ++i) {
-    uint32_t n = base + (i < extra ? 1 : 0);
-    out.emplace_back(at, at + n);
-    at += n;
+  if (layer_cost == 0) return invalid_argument("a layer's cost must be positive");
+  using Wide = unsigned __int128;  // squared costs of billions of weights overflow 64 bits
+  const auto cost = [&](uint32_t begin, uint32_t end) {
+    return Wide(end - begin) * layer_cost + (end == n_layers ? last_stage_extra : 0);
+  };
+  // The bottleneck: the smallest largest-stage cost any split reaches. Filling each stage as far as the
+  // bound allows (leaving a layer for each later stage) is optimal for contiguous ranges, so a bound is
+  // feasible exactly when that fill leaves the last stage within it; binary search over the bound.
+  const auto feasible = [&](Wide bound) {
+    uint32_t at = 0;
+    for (uint32_t i = 0; i + 1 < n_stages; ++i) {
+      uint32_t end = at + 1;
+      while (end + (n_stages - i - 1) < n_layers && cost(at, end + 1) <= bound) ++end;
+      if (cost(at, end) > bound) return false;
+      at = end;
+    }
+    return cost(at, n_layers) <= bound;
+  };
+  Wide lo = 1, hi = cost(0, n_layers);
+  while (lo < hi) {
+    const Wide mid = lo + (hi - lo) / 2;
+    if (feasible(mid)) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  const Wide bound = lo;
+  // Among splits within the bound, the most even one: best[k][j] is the least sum of squared costs of
+  // k stages covering layers [0, j); a tie keeps the later cut (the earlier stages take more).
+  constexpr Wide kNone = ~Wide(0);
+  std::vector<std::vector<Wide>> best(n_stages + 1, std::vector<Wide>(n_layers + 1, kNone));
+  std::vector<std::vector<uint32_t>> cut(n_stages + 1, std::vector<uint32_t>(n_layers + 1, 0));
+  best[0][0] = 0;
+  for (uint32_t k = 1; k <= n_stages; ++k) {
+    for (uint32_t j = k; j <= n_layers; ++j) {
+      for (uint32_t i = k - 1; i < j; ++i) {
+        const Wide c = cost(i, j);
+        if (best[k - 1][i] == kNone || c > bound) continue;
+        const Wide total = best[k - 1][i] + c * c;
+        if (best[k][j] == kNone || total <= best[k][j]) {
+          best[k][j] = total;
+          cut[k][j] = i;
+        }
+      }
+    }
+  }
+  std::vector<std::pair<uint32_t, uint32_t>> out(n_stages);
+  for (uint32_t k = n_stages, end = n_layers; k > 0; --k) {
+    out[k - 1] = {cut[k][end], end};
+    end = cut[k][end];
   }
   return out;
 }

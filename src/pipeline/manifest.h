@@ -123,8 +123,14 @@ std::string manifest_to_json(const Manifest& m);
 // SHA-256 (hex) of the canonical JSON: stages and orchestrator agree on the manifest through it.
 std::string manifest_digest(const Manifest& m);
 
-// Splits n_layers into n_stages contiguous ranges whose sizes differ by at most one (earlier stages get
-// the extra layer). INVALID_ARGUMENT if n_stages is 0 or exceeds n_layers.
-Result<std::vector<std::pair<uint32_t, uint32_t>>> balance_layers(uint32_t n_layers, uint32_t n_stages);
+// Splits n_layers into n_stages contiguous non-empty ranges. A stage costs `layer_cost` per layer, and
+// the last stage `last_stage_extra` more (the output head, which for GPT-2 124M weighs as much as five
+// layers). The split minimises the largest stage cost (the pipeline's bottleneck), then the sum of
+// squared stage costs (evenness); remaining ties give earlier stages the extra layer. With no extra
+// cost, range sizes differ by at most one. INVALID_ARGUMENT if n_stages is 0 or exceeds n_layers, or
+// layer_cost is 0.
+Result<std::vector<std::pair<uint32_t, uint32_t>>> balance_layers(uint32_t n_layers, uint32_t n_stages,
+                                                                  uint64_t layer_cost = 1,
+                                                                  uint64_t last_stage_extra = 0);
 
 }  // namespace cml::pipeline

@@ -135,7 +135,11 @@ Result<std::string> file_sha256(const std::string& path) {
 Result<Manifest> shard_model(const std::string& model_path, const ShardOptions& o) {
   CML_ASSIGN_OR_RETURN(std::shared_ptr<const model::WeightFile> file, open_model_source(model_path));
   CML_ASSIGN_OR_RETURN(model::ModelConfig cfg, model::read_model_config(*file));
-  CML_ASSIGN_OR_RETURN(auto ranges, balance_layers(static_cast<uint32_t>(cfg.n_layers), o.stages));
+  // Stages balanced by the weights each multiplies per token, the output head included.
+  CML_ASSIGN_OR_RETURN(auto ranges,
+                       balance_layers(static_cast<uint32_t>(cfg.n_layers), o.stages,
+                                      static_cast<uint64_t>(std::max<int64_t>(1, cfg.layer_weight_count())),
+                                      static_cast<uint64_t>(std::max<int64_t>(0, cfg.head_weight_count()))));
   for (const auto& [i, off] : o.offload) {
     if (i >= o.stages)
       return invalid_argument("offload for stage " + std::to_string(i) + ": the manifest has " +

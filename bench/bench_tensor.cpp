@@ -63,6 +63,9 @@ BENCHMARK(BM_Gemv)
     ->Args({0, 1, 4, 2})
     ->Args({2, 1, 4, 2})
     ->Args({0, 1, 8, 2})
+    ->Args({0, 1, 4, 1})
+    ->Args({0, 1, 8, 1})
+    ->Args({0, 0, 8, 1})
     ->UseRealTime();
 
 void BM_StreamRead(benchmark::State& st) {

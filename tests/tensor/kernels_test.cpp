@@ -3,9 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "tensor/half.h"
@@ -107,6 +110,32 @@ TEST(ThreadPoolTest, CoversEveryTaskOnce) {
       for (auto& h : hits) ASSERT_EQ(h.load(), 1);
     }
   }
+}
+
+TEST(ThreadPoolTest, SpinBudgetFollowsIdleGaps) {
+  const int64_t max = ThreadPool::kMaxSpinNs;
+  EXPECT_EQ(ThreadPool::next_spin_ns(max, 1000), max);  // back-to-back jobs: keep spinning
+  EXPECT_EQ(ThreadPool::next_spin_ns(0, max), max);     // a short gap seen after a sleep: spin again
+  // Long gaps (a remote product between jobs) shrink the spin to nothing within a few jobs.
+  int64_t spin = max;
+  for (int i = 0; i < 12; ++i) spin = ThreadPool::next_spin_ns(spin, 3'000'000);
+  EXPECT_EQ(spin, 0);
+  EXPECT_EQ(ThreadPool::next_spin_ns(max, 3'000'000), max / 4);  // one long pause costs a quarter
+}
+
+TEST(ThreadPoolTest, JobsWithGapsAndBackToBack) {
+  // Every task runs exactly once whether workers are spinning, asleep, or waking up late (gaps of a few
+  // milliseconds between some jobs put them to sleep; others follow immediately).
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    for (int job = 0; job < 60; ++job) {
+      if (job % 10 == 9) std::this_thread::sleep_for(std::chrono::milliseconds(3));
+      const int64_t n = 1 + job % 7;
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      pool.run(n, [&](int64_t t) { hits[static_cast<size_t>(t)]++; });
+      for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+    }
+  }  // destroyed with workers asleep or spinning
 }
 
 void naive_linear(const std::vector<float>& w, int64_t out, int64_t in, bool transposed, const float* x, int64_t rows,

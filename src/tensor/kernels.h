@@ -60,7 +60,8 @@ class RopeTable {
 //        kv_stride floats); query head h reads kv head h / (n_heads / n_kv_heads).
 //   out: [n_tokens, n_heads * head_dim] (row stride out_stride).
 // Token t attends to positions [0, start_pos + t]. Scores are q·k / sqrt(head_dim) (a division, as
-// llama2.c and PyTorch's GPT-2 compute it).
+// llama2.c and PyTorch's GPT-2 compute it). A (token, head) pair's result depends only on its own inputs,
+// never on n_tokens, the pool or its size. Small jobs (decode at short contexts) run on the calling thread.
 struct AttentionShape {
   int64_t n_heads = 0, n_kv_heads = 0, head_dim = 0;
 };

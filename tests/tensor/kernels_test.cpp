@@ -344,5 +344,103 @@ TEST(Kernels, CausalGqaAttention) {
   }
 }
 
+// Scalar double-precision reference of attention() for one token row.
+void attention_reference(const AttentionShape& s, const float* q, const float* k, const float* v, int64_t kvd,
+                         int64_t len, std::vector<double>& out) {
+  const int64_t hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
+  out.assign(static_cast<size_t>(s.n_heads * hd), 0.0);
+  for (int64_t h = 0; h < s.n_heads; ++h) {
+    const int64_t kh = h / group;
+    std::vector<double> sc(static_cast<size_t>(len));
+    double mx = -1e300, sum = 0;
+    for (int64_t j = 0; j < len; ++j) {
+      double d = 0;
+      for (int64_t i = 0; i < hd; ++i) d += double(q[h * hd + i]) * k[j * kvd + kh * hd + i];
+      sc[j] = d / std::sqrt(double(hd));
+      mx = std::max(mx, sc[j]);
+    }
+    for (auto& e : sc) sum += (e = std::exp(e - mx));
+    for (int64_t i = 0; i < hd; ++i) {
+      for (int64_t j = 0; j < len; ++j) out[h * hd + i] += sc[j] / sum * v[j * kvd + kh * hd + i];
+    }
+  }
+}
+
+TEST(Kernels, AttentionHeadSizesAndLengths) {
+  // Head sizes around the 16-lane blocks and past the register-resident kernel's 128; lengths around its
+  // four positions at a time.
+  ThreadPool pool2(2), pool3(3);
+  for (int64_t hd : {1, 7, 8, 15, 16, 17, 31, 48, 64, 100, 128, 129, 160}) {
+    const AttentionShape s{6, 3, hd};
+    const int64_t kvd = s.n_kv_heads * hd, qd = s.n_heads * hd;
+    for (int64_t start : {0, 3, 9}) {
+      const int64_t n = 5, ctx = start + n;
+      auto q = randv(static_cast<size_t>(n * qd), uint32_t(hd * 31 + start));
+      auto k = randv(static_cast<size_t>(ctx * kvd), uint32_t(hd * 37 + start), 2.0f);
+      auto v = randv(static_cast<size_t>(ctx * kvd), uint32_t(hd * 41 + start));
+      std::vector<float> first;
+      for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool2, &pool3}) {
+        std::vector<float> out(static_cast<size_t>(n * qd), -7.0f);
+        attention(s, q.data(), qd, n, start, k.data(), v.data(), kvd, out.data(), qd, p);
+        if (first.empty()) {
+          first = out;
+          for (int64_t t = 0; t < n; ++t) {
+            std::vector<double> ref;
+            attention_reference(s, q.data() + t * qd, k.data(), v.data(), kvd, start + t + 1, ref);
+            for (int64_t i = 0; i < qd; ++i) {
+              ASSERT_NEAR(out[t * qd + i], ref[i], 1e-5) << "hd " << hd << " start " << start << " t " << t;
+            }
+          }
+        }
+        EXPECT_EQ(std::memcmp(out.data(), first.data(), out.size() * sizeof(float)), 0) << "hd " << hd;
+      }
+      // Each row equals what a one-token (decode) step at that position computes, bit for bit.
+      for (int64_t t = 0; t < n; ++t) {
+        std::vector<float> one(static_cast<size_t>(qd));
+        attention(s, q.data() + t * qd, qd, 1, start + t, k.data(), v.data(), kvd, one.data(), qd, nullptr);
+        EXPECT_EQ(std::memcmp(one.data(), first.data() + t * qd, one.size() * sizeof(float)), 0) << "hd " << hd;
+      }
+    }
+  }
+}
+
+TEST(Kernels, AttentionLongContextInParallel) {
+  // Big enough to be spread over the pool: the same numbers with and without it.
+  const AttentionShape s{12, 12, 64};
+  const int64_t kvd = 768, n = 3, start = 700, ctx = start + n;
+  auto q = randv(static_cast<size_t>(n * kvd), 50), k = randv(static_cast<size_t>(ctx * kvd), 51);
+  auto v = randv(static_cast<size_t>(ctx * kvd), 52);
+  std::vector<float> a(static_cast<size_t>(n * kvd)), b(a.size());
+  ThreadPool pool(2);
+  attention(s, q.data(), kvd, n, start, k.data(), v.data(), kvd, a.data(), kvd, nullptr);
+  attention(s, q.data(), kvd, n, start, k.data(), v.data(), kvd, b.data(), kvd, &pool);
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  std::vector<double> ref;
+  attention_reference(s, q.data() + 2 * kvd, k.data(), v.data(), kvd, ctx, ref);
+  for (int64_t i = 0; i < kvd; ++i) EXPECT_NEAR(a[2 * kvd + i], ref[i], 1e-5);
+}
+
+TEST(Kernels, AttentionNonFiniteValues) {
+  for (int64_t hd : {8, 64, 129}) {
+    const AttentionShape s{2, 1, hd};
+    const int64_t len = 6;
+    auto q = randv(static_cast<size_t>(2 * hd), 60), k = randv(static_cast<size_t>(len * hd), 61);
+    auto v = randv(static_cast<size_t>(len * hd), 62);
+    v[static_cast<size_t>(3 * hd + 1)] = std::nanf("");  // one NaN value at position 3
+    std::vector<float> out(static_cast<size_t>(2 * hd));
+    attention(s, q.data(), 2 * hd, 1, len - 1, k.data(), v.data(), hd, out.data(), 2 * hd, nullptr);
+    for (int64_t h = 0; h < 2; ++h) {
+      for (int64_t i = 0; i < hd; ++i) EXPECT_EQ(std::isnan(out[h * hd + i]), i == 1) << hd << " " << i;
+    }
+    // An infinite key with a positive query component gives an infinite score: softmax turns it into NaN
+    // (inf - inf), so every output of both heads is NaN, never a silently finite value.
+    k[static_cast<size_t>(2 * hd)] = std::numeric_limits<float>::infinity();
+    q[0] = q[static_cast<size_t>(hd)] = 1.0f;
+    v[static_cast<size_t>(3 * hd + 1)] = 0.5f;
+    attention(s, q.data(), 2 * hd, 1, len - 1, k.data(), v.data(), hd, out.data(), 2 * hd, nullptr);
+    for (float o : out) EXPECT_TRUE(std::isnan(o));
+  }
+}
+
 }  // namespace
 }  // namespace cml::tensor

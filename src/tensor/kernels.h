@@ -21,7 +21,8 @@ void rmsnorm(const float* x, const float* w, float* y, int64_t rows, int64_t dim
 void layernorm(const float* x, const float* g, const float* b, float* y, int64_t rows, int64_t dim, float eps);
 // In-place softmax over n values.
 void softmax(float* x, int64_t n);
-// In-place GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+// In-place GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), computed as the
+// equal x / (1 + e^(-2 sqrt(2/pi) (x + 0.044715 x^3))) (vectorised exp, a few ulp).
 void gelu_tanh(float* x, int64_t n);
 // In-place SiLU: x * sigmoid(x).
 void silu(float* x, int64_t n);

@@ -289,6 +289,64 @@ TEST(Kernels, Activations) {
   }
 }
 
+// 0.5 v (1 + tanh(u)) written as v / (1 + e^(-2u)) (the same function; without the cancellation of
+// 1 + tanh(u) for very negative u), in long double.
+double gelu_reference(double v) {
+  const long double x = v;
+  const long double u = std::sqrt(2.0L / M_PIl) * (x + 0.044715L * x * x * x);
+  return static_cast<double>(x / (1.0L + std::exp(-2.0L * u)));
+}
+
+TEST(Kernels, GeluAccurateOverTheRange) {
+  std::vector<float> x;
+  for (float v = -14.0f; v <= 14.0f; v += 0.0037f) x.push_back(v);
+  for (float v :
+       {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-42f, -1e-42f, 1e-4f, -1e-4f, 30.0f, -30.0f, 1e20f, -1e20f, 3e38f, -3e38f})
+    x.push_back(v);
+  auto y = x;
+  gelu_tanh(y.data(), static_cast<int64_t>(y.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double ref = gelu_reference(x[i]);
+    if (std::fabs(x[i]) < 10) {  // the identity agrees with the tanh form where that has no cancellation
+      const double v = x[i];
+      EXPECT_NEAR(ref, 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))), 1e-12);
+    }
+    // A few float ulps relative to the exact value (or below the smallest normal float), plus what the
+    // float rounding of the argument of e^(-2u) amounts to (|2u| ulps) where x is very negative.
+    const double two_u = std::fabs(2 * std::sqrt(2 / M_PI) * (x[i] + 0.044715 * x[i] * x[i] * x[i]));
+    const double tol = x[i] < 0 ? 2e-6 + 3e-7 * std::min(two_u, 300.0) : 2e-6;
+    EXPECT_NEAR(y[i], ref, tol * std::fabs(ref) + 1e-37) << "x = " << x[i];
+  }
+}
+
+TEST(Kernels, GeluSpecialValues) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x{inf, -inf, std::nanf(""), 0.0f, -0.0f, -1e20f};
+  gelu_tanh(x.data(), static_cast<int64_t>(x.size()));
+  EXPECT_EQ(x[0], inf);
+  EXPECT_TRUE(std::isnan(x[1]));  // as the formula: -inf * (1 + tanh(-inf)) = -inf * 0
+  EXPECT_TRUE(std::isnan(x[2]));
+  EXPECT_EQ(x[3], 0.0f);
+  EXPECT_EQ(x[4], 0.0f);
+  EXPECT_EQ(x[5], 0.0f);
+}
+
+TEST(Kernels, GeluEveryLengthTouchesOnlyItsElements) {
+  for (int64_t n = 0; n <= 40; ++n) {
+    auto x = randv(static_cast<size_t>(n) + 8, static_cast<uint32_t>(20 + n), 5.0f);
+    auto y = x;
+    gelu_tanh(y.data(), n);
+    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y[i], gelu_reference(x[i]), 2e-5 * std::fabs(y[i]) + 1e-37);
+    for (size_t i = static_cast<size_t>(n); i < x.size(); ++i) EXPECT_EQ(y[i], x[i]);
+    // Element i does not depend on where the vector starts or ends.
+    for (int64_t i = 0; i < n; ++i) {
+      float one = x[static_cast<size_t>(i)];
+      gelu_tanh(&one, 1);
+      EXPECT_EQ(one, y[static_cast<size_t>(i)]);
+    }
+  }
+}
+
 TEST(Kernels, RopeBothStyles) {
   const int64_t heads = 2, hd = 8, pos = 5;
   RopeTable table(hd, 10000.0f);

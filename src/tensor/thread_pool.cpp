@@ -37,10 +37,6 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-int64_t ThreadPool::next_spin_ns(int64_t spin_ns, int64_t idle_ns) {
-  return idle_ns <= kMaxSpinNs ? kMaxSpinNs : spin_ns / 4;
-}
-
 void ThreadPool::work_on_current() {
   const auto& fn = *job_;
   for (;;) {
@@ -50,34 +46,34 @@ void ThreadPool::work_on_current() {
   }
 }
 
-uint64_t ThreadPool::wait_for_job(uint64_t seen, int64_t spin_ns) {
-  const auto spin_until = Clock::now() + std::chrono::nanoseconds(spin_ns);
-  uint64_t s = state_.load(std::memory_order_acquire);
-  for (int spins = 1; s / kGeneration == seen; ++spins) {
-    if (spin_ns <= 0 || (spins % 64 == 0 && Clock::now() >= spin_until)) {
-      std::unique_lock<std::mutex> lock(mu_);
-      // sleepers_ and state_ are both sequentially consistent: either run() sees this worker counted and
-      // notifies (under mu_), or this check sees run()'s new generation.
-      sleepers_.fetch_add(1);
-      cv_.wait(lock, [&] { return state_.load() / kGeneration != seen; });
-      sleepers_.fetch_sub(1);
-      return state_.load(std::memory_order_acquire);
-    }
-    cpu_relax();
-    s = state_.load(std::memory_order_acquire);
+uint64_t ThreadPool::wait_for_job(uint64_t seen, AdaptiveSpin& spin) {
+  const int64_t idle_from = now_ns();
+  uint64_t s = 0;
+  if (spin.spin([&] {
+        s = state_.load(std::memory_order_acquire);
+        return s / kGeneration != seen;
+      }))
+    return s;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    // sleepers_ and state_ are both sequentially consistent: either run() sees this worker counted and
+    // notifies (under mu_), or this check sees run()'s new generation.
+    sleepers_.fetch_add(1);
+    cv_.wait(lock, [&] { return state_.load() / kGeneration != seen; });
+    sleepers_.fetch_sub(1);
   }
-  return s;
+  // The gap counts to when the job was posted, not to when this worker noticed it (a sleeper notices
+  // late), so that short gaps are recognised as such after a sleep too.
+  const int64_t gap = posted_ns_.load(std::memory_order_relaxed) - idle_from;
+  spin.record_wait(std::chrono::nanoseconds(std::max<int64_t>(gap, 0)));
+  return state_.load(std::memory_order_acquire);
 }
 
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
-  int64_t spin_ns = kMaxSpinNs;
+  AdaptiveSpin spin{std::chrono::nanoseconds(kMaxSpinNs)};
   for (;;) {
-    const int64_t idle_from = now_ns();
-    uint64_t s = wait_for_job(seen, spin_ns);
-    // The gap is measured to when the job was posted, not to when this worker noticed it (a sleeping
-    // worker notices late), so that short gaps are recognised as such after a sleep too.
-    spin_ns = next_spin_ns(spin_ns, posted_ns_.load(std::memory_order_relaxed) - idle_from);
+    uint64_t s = wait_for_job(seen, spin);
     if (stop_) return;
     seen = s / kGeneration;
     // Join unless the caller has finished (closed) this job or a newer one has started: then the next

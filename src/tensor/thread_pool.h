@@ -2,10 +2,10 @@
 //
 // The calling thread takes part in the work, so a pool of size 1 has no workers and runs everything
 // inline. Between jobs a worker spins for a while and then sleeps on a condition variable, so an idle
-// pool costs no CPU. How long it spins adapts to how long its idle periods have been: kernels of a local
-// decode step arrive within microseconds of each other (spinning saves the wake-up), whereas with the
-// weight products offloaded a job comes once per remote round trip, milliseconds apart, and spinning
-// would only burn CPU.
+// pool costs no CPU. The spin is an AdaptiveSpin (base/spin.h, at most 100 µs here): it covers the gaps
+// the worker has seen. Kernels of a local decode step arrive within microseconds of each other (spinning
+// saves the wake-up), whereas with the weight products offloaded a job comes once per remote round trip,
+// milliseconds apart, and the worker soon does not spin at all.
 //
 // A worker takes part in a job only if it arrives while the caller is still working on it: the caller
 // never waits for a worker that has not started yet (e.g. one still waking up), only for those running
@@ -22,6 +22,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "base/spin.h"
 
 namespace cml::tensor {
 
@@ -40,13 +42,6 @@ class ThreadPool {
   // (except the end) and calls fn(begin, end) for each non-empty chunk, in any order and thread.
   void parallel_for(int64_t n, int64_t align, const std::function<void(int64_t begin, int64_t end)>& fn);
 
-  // Longest a worker spins after a job before it sleeps (its spin shrinks below this after long gaps).
-  static constexpr int64_t kMaxSpinNs = 100'000;
-  // The next spin budget after an idle period of `idle_ns` that followed a budget of `spin_ns`: the full
-  // budget after a short gap, a quarter of the previous one after a gap too long to have been worth
-  // spinning through (so a single long pause in a stream of short ones costs little).
-  static int64_t next_spin_ns(int64_t spin_ns, int64_t idle_ns);
-
  private:
   // state_: the job generation (bits 33..63), whether the current job is closed to late workers (bit 32)
   // and how many workers are taking part in it (bits 0..31). One word, so that a worker's joining and the
@@ -54,11 +49,12 @@ class ThreadPool {
   static constexpr uint64_t kClosed = uint64_t(1) << 32;
   static constexpr uint64_t kGeneration = uint64_t(1) << 33;
   static constexpr uint64_t kJoined = kClosed - 1;
+  static constexpr int64_t kMaxSpinNs = 100'000;
 
   void worker_loop();
   void work_on_current();
-  // Spins (up to spin_ns) and then sleeps until the generation differs from `seen`; returns the state.
-  uint64_t wait_for_job(uint64_t seen, int64_t spin_ns);
+  // Spins and then sleeps until the generation differs from `seen`; returns the state.
+  uint64_t wait_for_job(uint64_t seen, AdaptiveSpin& spin);
 
   int size_;
   std::vector<std::thread> workers_;

@@ -112,17 +112,6 @@ TEST(ThreadPoolTest, CoversEveryTaskOnce) {
   }
 }
 
-TEST(ThreadPoolTest, SpinBudgetFollowsIdleGaps) {
-  const int64_t max = ThreadPool::kMaxSpinNs;
-  EXPECT_EQ(ThreadPool::next_spin_ns(max, 1000), max);  // back-to-back jobs: keep spinning
-  EXPECT_EQ(ThreadPool::next_spin_ns(0, max), max);     // a short gap seen after a sleep: spin again
-  // Long gaps (a remote product between jobs) shrink the spin to nothing within a few jobs.
-  int64_t spin = max;
-  for (int i = 0; i < 12; ++i) spin = ThreadPool::next_spin_ns(spin, 3'000'000);
-  EXPECT_EQ(spin, 0);
-  EXPECT_EQ(ThreadPool::next_spin_ns(max, 3'000'000), max / 4);  // one long pause costs a quarter
-}
-
 TEST(ThreadPoolTest, JobsWithGapsAndBackToBack) {
   // Every task runs exactly once whether workers are spinning, asleep, or waking up late (gaps of a few
   // milliseconds between some jobs put them to sleep; others follow immediately).

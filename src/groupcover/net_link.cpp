@@ -13,18 +13,29 @@ class ChannelLink final : public MessageLink {
   explicit ChannelLink(std::unique_ptr<net::SecureChannel> ch) : ch_(std::move(ch)) {}
   ~ChannelLink() override { ch_->abort(); }
 
+  // A message without payload is one Data record (payload_count u64 BE = 0 ‖ header); one with a payload
+  // is one Tensor record of bytes (payload_count u64 BE ‖ header_len u32 BE ‖ header ‖ payload, f32 LE),
+  // so that each message costs one record, one seal and one write.
   Status send(ByteSpan header, std::span<const float> payload, Deadline deadline) override {
-    buf_.resize(8 + header.size());
+    if (payload.empty()) {
+      buf_.resize(8 + header.size());
+      store_u64_be(buf_.data(), 0);
+      std::memcpy(buf_.data() + 8, header.data(), header.size());
+      return ch_->send_data(buf_, deadline);
+    }
+    if (payload.size() > kMaxPayloadFloats || header.size() > kMaxHeaderBytes)
+      return invalid_argument("groupcover link: message too large");
+    buf_.resize(12 + header.size() + payload.size_bytes());
     store_u64_be(buf_.data(), payload.size());
-    std::memcpy(buf_.data() + 8, header.data(), header.size());
-    CML_RETURN_IF_ERROR(ch_->send_data(buf_, deadline));
-    if (payload.empty()) return ok_status();
-    const uint32_t shape[1] = {uint32_t(payload.size())};
+    store_u32_be(buf_.data() + 8, uint32_t(header.size()));
+    std::memcpy(buf_.data() + 12, header.data(), header.size());
+    std::memcpy(buf_.data() + 12 + header.size(), payload.data(), payload.size_bytes());
+    const uint32_t shape[1] = {uint32_t(buf_.size())};
     net::TensorView v;
     v.name = "";
-    v.dtype = tensor::DType::kF32;
+    v.dtype = tensor::DType::kU8;
     v.shape = shape;
-    v.data = {reinterpret_cast<const uint8_t*>(payload.data()), payload.size() * sizeof(float)};
+    v.data = {buf_.data(), buf_.size()};
     return ch_->send_tensor(v, deadline);
   }
 
@@ -35,22 +46,26 @@ class ChannelLink final : public MessageLink {
     if (st.code() == StatusCode::kProtocol) return unavailable("worker link lost: " + st.message());
     CML_RETURN_IF_ERROR(st);
     if (msg_.kind == net::Message::Kind::kShutdown) return unavailable("worker link closed by the peer");
-    if (msg_.kind != net::Message::Kind::kData || msg_.data.size() < 11 || msg_.data.size() > 8 + kMaxHeaderBytes)
-      return protocol_error("groupcover link: expected a message header");
-    const uint64_t count = load_u64_be(msg_.data.data());
+    if (msg_.kind == net::Message::Kind::kData) {
+      if (msg_.data.size() < 11 || msg_.data.size() > 8 + kMaxHeaderBytes || load_u64_be(msg_.data.data()) != 0)
+        return protocol_error("groupcover link: expected a message header");
+      out.header.assign(msg_.data.begin() + 8, msg_.data.end());
+      out.payload.clear();
+      return ok_status();
+    }
+    const Bytes& d = msg_.tensor.data;
+    if (msg_.kind != net::Message::Kind::kTensor || msg_.tensor.dtype != tensor::DType::kU8 ||
+        msg_.tensor.shape.size() != 1 || msg_.tensor.shape[0] != d.size() || d.size() < 12 + 3)
+      return protocol_error("groupcover link: expected a message");
+    const uint64_t count = load_u64_be(d.data());
+    const uint64_t header_len = load_u32_be(d.data() + 8);
     if (count > max_payload_floats || count > kMaxPayloadFloats)
       return resource_exhausted("groupcover link: payload larger than this side accepts");
-    out.header.assign(msg_.data.begin() + 8, msg_.data.end());
-    out.payload.clear();
-    if (count == 0) return ok_status();
-    st = ch_->recv(msg_, deadline);
-    if (st.code() == StatusCode::kProtocol) return unavailable("worker link lost: " + st.message());
-    CML_RETURN_IF_ERROR(st);
-    if (msg_.kind != net::Message::Kind::kTensor || msg_.tensor.dtype != tensor::DType::kF32 ||
-        msg_.tensor.shape.size() != 1 || msg_.tensor.shape[0] != count || msg_.tensor.data.size() != count * 4)
-      return protocol_error("groupcover link: payload tensor does not match its header");
+    if (count == 0 || header_len < 3 || header_len > kMaxHeaderBytes || d.size() != 12 + header_len + 4 * count)
+      return protocol_error("groupcover link: message sizes do not match");
+    out.header.assign(d.begin() + 12, d.begin() + 12 + std::ptrdiff_t(header_len));
     out.payload.resize(size_t(count));
-    std::memcpy(out.payload.data(), msg_.tensor.data.data(), msg_.tensor.data.size());
+    std::memcpy(out.payload.data(), d.data() + 12 + header_len, size_t(count) * sizeof(float));
     return ok_status();
   }
 
@@ -70,7 +85,7 @@ Result<net::Endpoint> parse_worker_endpoint(const std::string& text) {
 net::ChannelConfig base_config() {
   net::ChannelConfig c;
   c.mode = net::HandshakeMode::kOneWay;
-  c.max_tensor_size = kMaxPayloadFloats * 4;
+  c.max_tensor_size = 12 + kMaxHeaderBytes + kMaxPayloadFloats * 4;
   return c;
 }
 

@@ -59,11 +59,57 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] /= sum;
 }
 
+namespace {
+
+// GELU through the identity 0.5 (1 + tanh(u)) = 1 / (1 + e^(-2u)): one exp and one division, no
+// cancellation anywhere (x / (1 + e^(-2u)) keeps the relative accuracy of exp for every sign of x).
+constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2/pi)
+constexpr float kGeluCubic = 0.044715f;
+
+#if defined(__x86_64__)
+// e^x in 16 lanes, within a few ulp over the whole float range: x = n ln2 + r with |r| <= ln2/2 (ln2 in
+// two parts), e^r by its degree-7 Taylor polynomial (truncation < 6e-9 relative), then scaled by 2^n
+// (scalef handles overflow to inf, gradual underflow and NaN). Results are clamped to [-104, 89] first,
+// outside which e^x is 0 or inf in float anyway.
+__attribute__((target("avx512f,fma"))) __m512 exp_avx512(__m512 x) {
+  // max/min return their second operand when either is NaN: keep x there so that NaN passes through.
+  x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723e-6f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+__attribute__((target("avx512f,fma"))) void gelu_tanh_avx512(float* x, int64_t n) {
+  const __m512 c2 = _mm512_set1_ps(-2.0f * kGeluC), cubic = _mm512_set1_ps(kGeluCubic), one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = static_cast<__mmask16>(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    // -2u = -2c (v + 0.044715 v^3)
+    const __m512 u2 = _mm512_mul_ps(c2, _mm512_fmadd_ps(_mm512_mul_ps(cubic, v), _mm512_mul_ps(v, v), v));
+    _mm512_mask_storeu_ps(x + i, m, _mm512_div_ps(v, _mm512_add_ps(one, exp_avx512(u2))));
+  }
+}
+#endif
+
+}  // namespace
+
 void gelu_tanh(float* x, int64_t n) {
-  constexpr float kC = 0.7978845608028654f;  // sqrt(2/pi)
+#if defined(__x86_64__)
+  if (cpu_features().avx512) return gelu_tanh_avx512(x, n);
+#endif
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
-    x[i] = 0.5f * v * (1.0f + std::tanh(kC * (v + 0.044715f * v * v * v)));
+    x[i] = v / (1.0f + std::exp(-2.0f * kGeluC * (v + kGeluCubic * v * v * v)));
   }
 }
 
@@ -120,10 +166,11 @@ void RopeTable::apply(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, 
 
 namespace {
 
-// Dot product and y += a·x over one head (n = head size). AVX-512 with a fixed lane-wise order when the
-// CPU has it; the result never depends on anything but the inputs.
 #if defined(__x86_64__)
-__attribute__((target("avx512f,fma"))) float dot_avx512(const float* a, const float* b, int64_t n) {
+#define CML_KERNEL_AVX512 __attribute__((target("avx512f,fma")))
+
+// Dot product and y += a·x over one head (n = head size), 16 lanes at a time with a fixed lane-wise order.
+CML_KERNEL_AVX512 float dot_avx512(const float* a, const float* b, int64_t n) {
   __m512 acc = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
@@ -133,7 +180,7 @@ __attribute__((target("avx512f,fma"))) float dot_avx512(const float* a, const fl
   }
   return _mm512_reduce_add_ps(acc);
 }
-__attribute__((target("avx512f,fma"))) void axpy_avx512(float* y, float a, const float* x, int64_t n) {
+CML_KERNEL_AVX512 void axpy_avx512(float* y, float a, const float* x, int64_t n) {
   const __m512 av = _mm512_set1_ps(a);
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
@@ -143,6 +190,62 @@ __attribute__((target("avx512f,fma"))) void axpy_avx512(float* y, float a, const
     _mm512_mask_storeu_ps(y + i, m,
                           _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
   }
+}
+
+// One query head against `len` cached positions, for heads of at most 16·NB values: the query and the
+// output stay in registers, scores are computed four positions at a time, then one softmax and one pass
+// over the values. Per position the arithmetic is exactly that of dot_avx512 / axpy_avx512 (same lanes,
+// same order), so results equal the per-position form bit for bit.
+template <int NB>
+CML_KERNEL_AVX512 void head_attention_avx512(const float* qh, const float* k, const float* v, int64_t stride,
+                                             int64_t len, int64_t hd, float div, float* att, float* oh) {
+  const int64_t tail = hd - 16 * (NB - 1);  // 1..16 values in the last block
+  const __mmask16 last = static_cast<__mmask16>(tail == 16 ? 0xffffu : (1u << tail) - 1);
+  auto mask = [&](int b) { return b == NB - 1 ? last : static_cast<__mmask16>(0xffff); };
+  __m512 q[NB];
+  for (int b = 0; b < NB; ++b) q[b] = _mm512_maskz_loadu_ps(mask(b), qh + 16 * b);
+  int64_t p = 0;
+  for (; p + 4 <= len; p += 4) {
+    const float* k0 = k + p * stride;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int b = 0; b < NB; ++b) {
+      const __mmask16 m = mask(b);
+      a0 = _mm512_fmadd_ps(q[b], _mm512_maskz_loadu_ps(m, k0 + 16 * b), a0);
+      a1 = _mm512_fmadd_ps(q[b], _mm512_maskz_loadu_ps(m, k0 + stride + 16 * b), a1);
+      a2 = _mm512_fmadd_ps(q[b], _mm512_maskz_loadu_ps(m, k0 + 2 * stride + 16 * b), a2);
+      a3 = _mm512_fmadd_ps(q[b], _mm512_maskz_loadu_ps(m, k0 + 3 * stride + 16 * b), a3);
+    }
+    att[p] = _mm512_reduce_add_ps(a0) / div;
+    att[p + 1] = _mm512_reduce_add_ps(a1) / div;
+    att[p + 2] = _mm512_reduce_add_ps(a2) / div;
+    att[p + 3] = _mm512_reduce_add_ps(a3) / div;
+  }
+  for (; p < len; ++p) {
+    __m512 a = _mm512_setzero_ps();
+    for (int b = 0; b < NB; ++b) a = _mm512_fmadd_ps(q[b], _mm512_maskz_loadu_ps(mask(b), k + p * stride + 16 * b), a);
+    att[p] = _mm512_reduce_add_ps(a) / div;
+  }
+  softmax(att, len);
+  __m512 o[NB];
+  for (int b = 0; b < NB; ++b) o[b] = _mm512_setzero_ps();
+  for (p = 0; p < len; ++p) {
+    const __m512 w = _mm512_set1_ps(att[p]);
+    const float* vp = v + p * stride;
+    for (int b = 0; b < NB; ++b) o[b] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask(b), vp + 16 * b), o[b]);
+  }
+  for (int b = 0; b < NB; ++b) _mm512_mask_storeu_ps(oh + 16 * b, mask(b), o[b]);
+}
+
+using HeadAttentionFn = void (*)(const float*, const float*, const float*, int64_t, int64_t, int64_t, float, float*,
+                                 float*);
+
+// The register-resident kernel for heads of up to 128 values, or null.
+HeadAttentionFn head_attention_kernel(int64_t hd) {
+  if (!cpu_features().avx512 || hd < 1 || hd > 128) return nullptr;
+  static constexpr HeadAttentionFn kByBlocks[8] = {
+      head_attention_avx512<1>, head_attention_avx512<2>, head_attention_avx512<3>, head_attention_avx512<4>,
+      head_attention_avx512<5>, head_attention_avx512<6>, head_attention_avx512<7>, head_attention_avx512<8>};
+  return kByBlocks[(hd + 15) / 16 - 1];
 }
 #endif
 
@@ -162,6 +265,15 @@ void head_axpy(float* y, float a, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+// One query head against `len` positions, one position at a time (heads the kernels above do not cover).
+void head_attention(const float* qh, const float* k, const float* v, int64_t stride, int64_t len, int64_t hd, float div,
+                    float* att, float* oh) {
+  for (int64_t p = 0; p < len; ++p) att[p] = head_dot(qh, k + p * stride, hd) / div;
+  softmax(att, len);
+  std::fill(oh, oh + hd, 0.0f);
+  for (int64_t p = 0; p < len; ++p) head_axpy(oh, att[p], v + p * stride, hd);
+}
+
 }  // namespace
 
 void attention(const AttentionShape& s, const float* q, int64_t q_stride, int64_t n_tokens, int64_t start_pos,
@@ -170,25 +282,22 @@ void attention(const AttentionShape& s, const float* q, int64_t q_stride, int64_
   const int64_t group = s.n_heads / s.n_kv_heads;
   const int64_t hd = s.head_dim;
   const int64_t ctx = start_pos + n_tokens;
+  HeadAttentionFn head = head_attention;
+#if defined(__x86_64__)
+  if (HeadAttentionFn f = head_attention_kernel(hd)) head = f;
+#endif
   auto one = [&](int64_t task, std::vector<float>& att) {
     const int64_t t = task / s.n_heads, h = task % s.n_heads;
     const int64_t kvh = h / group;
     const int64_t len = start_pos + t + 1;
-    const float* qh = q + t * q_stride + h * hd;
     att.resize(static_cast<size_t>(len));
-    for (int64_t p = 0; p < len; ++p) {
-      att[static_cast<size_t>(p)] = head_dot(qh, k + p * kv_stride + kvh * hd, hd) / div;
-    }
-    softmax(att.data(), len);
-    float* oh = out + t * out_stride + h * hd;
-    std::fill(oh, oh + hd, 0.0f);
-    for (int64_t p = 0; p < len; ++p) {
-      head_axpy(oh, att[static_cast<size_t>(p)], v + p * kv_stride + kvh * hd, hd);
-    }
+    head(q + t * q_stride + h * hd, k + kvh * hd, v + kvh * hd, kv_stride, len, hd, div, att.data(),
+         out + t * out_stride + h * hd);
   };
   const int64_t tasks = n_tokens * s.n_heads;
-  // Small jobs run inline: waking workers costs more than a few thousand flops.
-  if (pool == nullptr || pool->size() == 1 || tasks * ctx * hd < 32768) {
+  // Jobs under ~1M multiply-adds (a decode step up to a context of ~680 for GPT-2 small's 12 heads of 64)
+  // run inline: they take tens of microseconds, about what waking a sleeping worker costs.
+  if (pool == nullptr || pool->size() == 1 || 2 * tasks * ctx * hd < (int64_t(1) << 20)) {
     std::vector<float> att;
     att.reserve(static_cast<size_t>(ctx));
     for (int64_t task = 0; task < tasks; ++task) one(task, att);

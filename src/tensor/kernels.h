@@ -21,7 +21,8 @@ void rmsnorm(const float* x, const float* w, float* y, int64_t rows, int64_t dim
 void layernorm(const float* x, const float* g, const float* b, float* y, int64_t rows, int64_t dim, float eps);
 // In-place softmax over n values.
 void softmax(float* x, int64_t n);
-// In-place GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+// In-place GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), computed as the
+// equal x / (1 + e^(-2 sqrt(2/pi) (x + 0.044715 x^3))) (vectorised exp, a few ulp).
 void gelu_tanh(float* x, int64_t n);
 // In-place SiLU: x * sigmoid(x).
 void silu(float* x, int64_t n);
@@ -60,7 +61,8 @@ class RopeTable {
 //        kv_stride floats); query head h reads kv head h / (n_heads / n_kv_heads).
 //   out: [n_tokens, n_heads * head_dim] (row stride out_stride).
 // Token t attends to positions [0, start_pos + t]. Scores are q·k / sqrt(head_dim) (a division, as
-// llama2.c and PyTorch's GPT-2 compute it).
+// llama2.c and PyTorch's GPT-2 compute it). A (token, head) pair's result depends only on its own inputs,
+// never on n_tokens, the pool or its size. Small jobs (decode at short contexts) run on the calling thread.
 struct AttentionShape {
   int64_t n_heads = 0, n_kv_heads = 0, head_dim = 0;
 };

@@ -1,5 +1,6 @@
 #include "tensor/thread_pool.h"
 
+#include <algorithm>
 #include <chrono>
 
 #if defined(__x86_64__)
@@ -9,11 +10,19 @@
 namespace cml::tensor {
 
 namespace {
+
+using Clock = std::chrono::steady_clock;
+
 inline void cpu_relax() {
 #if defined(__x86_64__)
   _mm_pause();
 #endif
 }
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) : size_(threads < 1 ? 1 : threads) {
@@ -21,11 +30,9 @@ ThreadPool::ThreadPool(int threads) : size_(threads < 1 ? 1 : threads) {
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-    generation_.fetch_add(1);
-  }
+  stop_ = true;
+  state_.fetch_add(kGeneration);
+  { std::lock_guard<std::mutex> lock(mu_); }  // a worker is either before its check or waiting
   cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
@@ -39,24 +46,48 @@ void ThreadPool::work_on_current() {
   }
 }
 
+uint64_t ThreadPool::wait_for_job(uint64_t seen, AdaptiveSpin& spin) {
+  const int64_t idle_from = now_ns();
+  uint64_t s = 0;
+  if (spin.spin([&] {
+        s = state_.load(std::memory_order_acquire);
+        return s / kGeneration != seen;
+      }))
+    return s;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    // sleepers_ and state_ are both sequentially consistent: either run() sees this worker counted and
+    // notifies (under mu_), or this check sees run()'s new generation.
+    sleepers_.fetch_add(1);
+    cv_.wait(lock, [&] { return state_.load() / kGeneration != seen; });
+    sleepers_.fetch_sub(1);
+  }
+  // The gap counts to when the job was posted, not to when this worker noticed it (a sleeper notices
+  // late), so that short gaps are recognised as such after a sleep too.
+  const int64_t gap = posted_ns_.load(std::memory_order_relaxed) - idle_from;
+  spin.record_wait(std::chrono::nanoseconds(std::max<int64_t>(gap, 0)));
+  return state_.load(std::memory_order_acquire);
+}
+
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
+  AdaptiveSpin spin{std::chrono::nanoseconds(kMaxSpinNs)};
   for (;;) {
-    // Spin for a short while: kernels of one decode step follow each other within microseconds.
-    const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
-    int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen) {
-      cpu_relax();
-      if (++spins % 64 == 0 && std::chrono::steady_clock::now() > spin_until) {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return generation_.load() != seen; });
+    uint64_t s = wait_for_job(seen, spin);
+    if (stop_) return;
+    seen = s / kGeneration;
+    // Join unless the caller has finished (closed) this job or a newer one has started: then the next
+    // round of the loop looks at the newer one.
+    bool joined = false;
+    while (s / kGeneration == seen && (s & kClosed) == 0) {
+      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        joined = true;
         break;
       }
     }
-    seen = generation_.load(std::memory_order_acquire);
-    if (stop_) return;
+    if (!joined) continue;
     work_on_current();
-    pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
+    state_.fetch_sub(1, std::memory_order_release);
   }
 }
 
@@ -67,19 +98,21 @@ void ThreadPool::run(int64_t tasks, const std::function<void(int64_t)>& fn) {
     return;
   }
   std::lock_guard<std::mutex> call_lock(call_mu_);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    job_tasks_ = tasks;
-    next_task_.store(0);
-    pending_workers_.store(static_cast<int>(workers_.size()));
-    generation_.fetch_add(1, std::memory_order_acq_rel);
+  job_ = &fn;
+  job_tasks_ = tasks;
+  next_task_.store(0, std::memory_order_relaxed);
+  posted_ns_.store(now_ns(), std::memory_order_relaxed);
+  // A new generation, open, no worker joined yet (the previous job's workers have all left).
+  state_.store((state_.load(std::memory_order_relaxed) / kGeneration + 1) * kGeneration);
+  if (sleepers_.load() > 0) {
+    { std::lock_guard<std::mutex> lock(mu_); }  // a sleeper is either before its check or waiting
+    cv_.notify_all();
   }
-  cv_.notify_all();
   work_on_current();
-  // Workers that have not started yet find no task left; wait for those still running one. Yield after a
-  // short spin: on a loaded machine the worker may be waiting for this very core.
-  for (int spins = 0; pending_workers_.load(std::memory_order_acquire) != 0; ++spins) {
+  // Close the job to workers that have not joined yet and wait for those running a task. Yield after a
+  // short spin: on a loaded machine a joined worker may be waiting for this very core.
+  state_.fetch_or(kClosed, std::memory_order_acq_rel);
+  for (int spins = 0; (state_.load(std::memory_order_acquire) & kJoined) != 0; ++spins) {
     if (spins < 4096) {
       cpu_relax();
     } else {

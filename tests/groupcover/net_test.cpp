@@ -4,10 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <thread>
 
+#include "attest/mock.h"
 #include "groupcover/backend.h"
 #include "groupcover/net_link.h"
 #include "groupcover/offload.h"
+#include "groupcover/protocol.h"
+#include "net/stream.h"
 #include "test_util.h"
 
 namespace cml::groupcover {
@@ -32,6 +36,105 @@ struct Model {
     return p;
   }
 };
+
+// A worker-side channel link and the TEE-side raw channel over an in-memory pipe (handshake as in
+// worker_connector / WorkerServer: one-way, the worker presents the mock document).
+struct LinkOverPipe {
+  attest::MockProvider provider{attest::mock_measurements(kWorkerIdentity)};
+  std::unique_ptr<net::SecureChannel> tee;
+  std::unique_ptr<MessageLink> worker;
+  LinkOverPipe() {
+    auto pipe = net::make_pipe(8u << 20);
+    net::ChannelConfig ci, cr;
+    ci.mode = cr.mode = net::HandshakeMode::kOneWay;
+    ci.verifiers = attest::mock_verifier_set();
+    ci.peer_policy = attest::mock_policy(kWorkerIdentity);
+    ci.peer_policy.allow_debug = true;
+    cr.provider = &provider;
+    Result<std::unique_ptr<net::SecureChannel>> responder = internal_error("not run");
+    std::thread t([&] { responder = net::SecureChannel::accept(std::move(pipe.second), cr); });
+    auto initiator = net::SecureChannel::connect(std::move(pipe.first), ci);
+    t.join();
+    EXPECT_TRUE(initiator.is_ok() && responder.is_ok());
+    if (!initiator.is_ok() || !responder.is_ok()) return;
+    tee = std::move(initiator).value();
+    worker = make_channel_link(std::move(responder).value());
+  }
+  // Sends `data` as a raw byte tensor (what a link message with a payload is on the wire).
+  Status send_raw(const Bytes& data, tensor::DType dtype = tensor::DType::kU8) {
+    const uint32_t shape[1] = {uint32_t(data.size() / tensor::dtype_size(dtype))};
+    net::TensorView v;
+    v.name = "";
+    v.dtype = dtype;
+    v.shape = shape;
+    v.data = {data.data(), data.size()};
+    return tee->send_tensor(v, Deadline::after(std::chrono::seconds(20)));
+  }
+};
+
+TEST(GroupCoverLink, MessagesRoundTripInOneRecordEach) {
+  LinkOverPipe p;
+  ASSERT_TRUE(p.tee && p.worker);
+  std::unique_ptr<MessageLink> tee = make_channel_link(std::move(p.tee));
+  const Deadline d = Deadline::after(std::chrono::seconds(20));
+  const Bytes header = {0x47, 0x43, 6, 1, 2, 3, 4, 5};
+  for (size_t n : {size_t(0), size_t(1), size_t(768), size_t(300'000)}) {  // the last spans several records
+    std::vector<float> payload(n);
+    for (size_t i = 0; i < n; ++i) payload[i] = float(i) * 0.25f - 3.0f;
+    std::thread sender([&] { ASSERT_TRUE(tee->send(header, payload, d).is_ok()); });
+    LinkMessage m;
+    ASSERT_TRUE(p.worker->recv(m, n, d).is_ok()) << n;
+    sender.join();
+    EXPECT_EQ(m.header, header);
+    EXPECT_EQ(m.payload, payload);
+  }
+  // A payload above the receiver's bound is refused.
+  std::vector<float> big(10, 1.0f);
+  ASSERT_TRUE(tee->send(header, big, d).is_ok());
+  LinkMessage m;
+  EXPECT_EQ(p.worker->recv(m, 9, d).code(), StatusCode::kResourceExhausted);
+}
+
+TEST(GroupCoverLink, MessagesWhoseSizesDoNotAddUpAreRefused) {
+  const Deadline d = Deadline::after(std::chrono::seconds(20));
+  auto message = [](uint64_t count, uint32_t header_len, size_t header_bytes, size_t payload_bytes) {
+    Bytes b(12 + header_bytes + payload_bytes, 0x11);
+    store_u64_be(b.data(), count);
+    store_u32_be(b.data() + 8, header_len);
+    return b;
+  };
+  const std::vector<Bytes> bad = {
+      message(2, 3, 3, 4),          // payload shorter than the count says
+      message(1, 3, 3, 8),          // longer
+      message(1, 4, 3, 4),          // header length past the data
+      message(0, 3, 3, 0),          // a payload message without payload
+      message(1, 2, 2, 4),          // header too short to hold magic and type
+      message(1, 0xffffffff, 3, 4)  // header length overflow
+  };
+  for (const Bytes& b : bad) {
+    LinkOverPipe p;
+    ASSERT_TRUE(p.tee && p.worker);
+    ASSERT_TRUE(p.send_raw(b).is_ok());
+    LinkMessage m;
+    EXPECT_EQ(p.worker->recv(m, 1 << 20, d).code(), StatusCode::kProtocol);
+  }
+  {  // The former two-record form's tensor (dtype F32) is not a message.
+    LinkOverPipe p;
+    ASSERT_TRUE(p.tee && p.worker);
+    ASSERT_TRUE(p.send_raw(Bytes(16, 0), tensor::DType::kF32).is_ok());
+    LinkMessage m;
+    EXPECT_EQ(p.worker->recv(m, 1 << 20, d).code(), StatusCode::kProtocol);
+  }
+  {  // A well-formed one is accepted.
+    LinkOverPipe p;
+    ASSERT_TRUE(p.tee && p.worker);
+    ASSERT_TRUE(p.send_raw(message(1, 3, 3, 4)).is_ok());
+    LinkMessage m;
+    ASSERT_TRUE(p.worker->recv(m, 1, d).is_ok());
+    EXPECT_EQ(m.header.size(), 3u);
+    EXPECT_EQ(m.payload.size(), 1u);
+  }
+}
 
 TEST(GroupCoverNet, ListeningOnABusyPortIsAClearErrorNotACrash) {
   WorkerService service;

@@ -3,9 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "tensor/half.h"
@@ -107,6 +110,21 @@ TEST(ThreadPoolTest, CoversEveryTaskOnce) {
       for (auto& h : hits) ASSERT_EQ(h.load(), 1);
     }
   }
+}
+
+TEST(ThreadPoolTest, JobsWithGapsAndBackToBack) {
+  // Every task runs exactly once whether workers are spinning, asleep, or waking up late (gaps of a few
+  // milliseconds between some jobs put them to sleep; others follow immediately).
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    for (int job = 0; job < 60; ++job) {
+      if (job % 10 == 9) std::this_thread::sleep_for(std::chrono::milliseconds(3));
+      const int64_t n = 1 + job % 7;
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      pool.run(n, [&](int64_t t) { hits[static_cast<size_t>(t)]++; });
+      for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+    }
+  }  // destroyed with workers asleep or spinning
 }
 
 void naive_linear(const std::vector<float>& w, int64_t out, int64_t in, bool transposed, const float* x, int64_t rows,
@@ -260,6 +278,64 @@ TEST(Kernels, Activations) {
   }
 }
 
+// 0.5 v (1 + tanh(u)) written as v / (1 + e^(-2u)) (the same function; without the cancellation of
+// 1 + tanh(u) for very negative u), in long double.
+double gelu_reference(double v) {
+  const long double x = v;
+  const long double u = std::sqrt(2.0L / M_PIl) * (x + 0.044715L * x * x * x);
+  return static_cast<double>(x / (1.0L + std::exp(-2.0L * u)));
+}
+
+TEST(Kernels, GeluAccurateOverTheRange) {
+  std::vector<float> x;
+  for (float v = -14.0f; v <= 14.0f; v += 0.0037f) x.push_back(v);
+  for (float v :
+       {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-42f, -1e-42f, 1e-4f, -1e-4f, 30.0f, -30.0f, 1e20f, -1e20f, 3e38f, -3e38f})
+    x.push_back(v);
+  auto y = x;
+  gelu_tanh(y.data(), static_cast<int64_t>(y.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double ref = gelu_reference(x[i]);
+    if (std::fabs(x[i]) < 10) {  // the identity agrees with the tanh form where that has no cancellation
+      const double v = x[i];
+      EXPECT_NEAR(ref, 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))), 1e-12);
+    }
+    // A few float ulps relative to the exact value (or below the smallest normal float), plus what the
+    // float rounding of the argument of e^(-2u) amounts to (|2u| ulps) where x is very negative.
+    const double two_u = std::fabs(2 * std::sqrt(2 / M_PI) * (x[i] + 0.044715 * x[i] * x[i] * x[i]));
+    const double tol = x[i] < 0 ? 2e-6 + 3e-7 * std::min(two_u, 300.0) : 2e-6;
+    EXPECT_NEAR(y[i], ref, tol * std::fabs(ref) + 1e-37) << "x = " << x[i];
+  }
+}
+
+TEST(Kernels, GeluSpecialValues) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x{inf, -inf, std::nanf(""), 0.0f, -0.0f, -1e20f};
+  gelu_tanh(x.data(), static_cast<int64_t>(x.size()));
+  EXPECT_EQ(x[0], inf);
+  EXPECT_TRUE(std::isnan(x[1]));  // as the formula: -inf * (1 + tanh(-inf)) = -inf * 0
+  EXPECT_TRUE(std::isnan(x[2]));
+  EXPECT_EQ(x[3], 0.0f);
+  EXPECT_EQ(x[4], 0.0f);
+  EXPECT_EQ(x[5], 0.0f);
+}
+
+TEST(Kernels, GeluEveryLengthTouchesOnlyItsElements) {
+  for (int64_t n = 0; n <= 40; ++n) {
+    auto x = randv(static_cast<size_t>(n) + 8, static_cast<uint32_t>(20 + n), 5.0f);
+    auto y = x;
+    gelu_tanh(y.data(), n);
+    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y[i], gelu_reference(x[i]), 2e-5 * std::fabs(y[i]) + 1e-37);
+    for (size_t i = static_cast<size_t>(n); i < x.size(); ++i) EXPECT_EQ(y[i], x[i]);
+    // Element i does not depend on where the vector starts or ends.
+    for (int64_t i = 0; i < n; ++i) {
+      float one = x[static_cast<size_t>(i)];
+      gelu_tanh(&one, 1);
+      EXPECT_EQ(one, y[static_cast<size_t>(i)]);
+    }
+  }
+}
+
 TEST(Kernels, RopeBothStyles) {
   const int64_t heads = 2, hd = 8, pos = 5;
   RopeTable table(hd, 10000.0f);
@@ -312,6 +388,104 @@ TEST(Kernels, CausalGqaAttention) {
         }
       }
     }
+  }
+}
+
+// Scalar double-precision reference of attention() for one token row.
+void attention_reference(const AttentionShape& s, const float* q, const float* k, const float* v, int64_t kvd,
+                         int64_t len, std::vector<double>& out) {
+  const int64_t hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
+  out.assign(static_cast<size_t>(s.n_heads * hd), 0.0);
+  for (int64_t h = 0; h < s.n_heads; ++h) {
+    const int64_t kh = h / group;
+    std::vector<double> sc(static_cast<size_t>(len));
+    double mx = -1e300, sum = 0;
+    for (int64_t j = 0; j < len; ++j) {
+      double d = 0;
+      for (int64_t i = 0; i < hd; ++i) d += double(q[h * hd + i]) * k[j * kvd + kh * hd + i];
+      sc[j] = d / std::sqrt(double(hd));
+      mx = std::max(mx, sc[j]);
+    }
+    for (auto& e : sc) sum += (e = std::exp(e - mx));
+    for (int64_t i = 0; i < hd; ++i) {
+      for (int64_t j = 0; j < len; ++j) out[h * hd + i] += sc[j] / sum * v[j * kvd + kh * hd + i];
+    }
+  }
+}
+
+TEST(Kernels, AttentionHeadSizesAndLengths) {
+  // Head sizes around the 16-lane blocks and past the register-resident kernel's 128; lengths around its
+  // four positions at a time.
+  ThreadPool pool2(2), pool3(3);
+  for (int64_t hd : {1, 7, 8, 15, 16, 17, 31, 48, 64, 100, 128, 129, 160}) {
+    const AttentionShape s{6, 3, hd};
+    const int64_t kvd = s.n_kv_heads * hd, qd = s.n_heads * hd;
+    for (int64_t start : {0, 3, 9}) {
+      const int64_t n = 5, ctx = start + n;
+      auto q = randv(static_cast<size_t>(n * qd), uint32_t(hd * 31 + start));
+      auto k = randv(static_cast<size_t>(ctx * kvd), uint32_t(hd * 37 + start), 2.0f);
+      auto v = randv(static_cast<size_t>(ctx * kvd), uint32_t(hd * 41 + start));
+      std::vector<float> first;
+      for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool2, &pool3}) {
+        std::vector<float> out(static_cast<size_t>(n * qd), -7.0f);
+        attention(s, q.data(), qd, n, start, k.data(), v.data(), kvd, out.data(), qd, p);
+        if (first.empty()) {
+          first = out;
+          for (int64_t t = 0; t < n; ++t) {
+            std::vector<double> ref;
+            attention_reference(s, q.data() + t * qd, k.data(), v.data(), kvd, start + t + 1, ref);
+            for (int64_t i = 0; i < qd; ++i) {
+              ASSERT_NEAR(out[t * qd + i], ref[i], 1e-5) << "hd " << hd << " start " << start << " t " << t;
+            }
+          }
+        }
+        EXPECT_EQ(std::memcmp(out.data(), first.data(), out.size() * sizeof(float)), 0) << "hd " << hd;
+      }
+      // Each row equals what a one-token (decode) step at that position computes, bit for bit.
+      for (int64_t t = 0; t < n; ++t) {
+        std::vector<float> one(static_cast<size_t>(qd));
+        attention(s, q.data() + t * qd, qd, 1, start + t, k.data(), v.data(), kvd, one.data(), qd, nullptr);
+        EXPECT_EQ(std::memcmp(one.data(), first.data() + t * qd, one.size() * sizeof(float)), 0) << "hd " << hd;
+      }
+    }
+  }
+}
+
+TEST(Kernels, AttentionLongContextInParallel) {
+  // Big enough to be spread over the pool: the same numbers with and without it.
+  const AttentionShape s{12, 12, 64};
+  const int64_t kvd = 768, n = 3, start = 700, ctx = start + n;
+  auto q = randv(static_cast<size_t>(n * kvd), 50), k = randv(static_cast<size_t>(ctx * kvd), 51);
+  auto v = randv(static_cast<size_t>(ctx * kvd), 52);
+  std::vector<float> a(static_cast<size_t>(n * kvd)), b(a.size());
+  ThreadPool pool(2);
+  attention(s, q.data(), kvd, n, start, k.data(), v.data(), kvd, a.data(), kvd, nullptr);
+  attention(s, q.data(), kvd, n, start, k.data(), v.data(), kvd, b.data(), kvd, &pool);
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  std::vector<double> ref;
+  attention_reference(s, q.data() + 2 * kvd, k.data(), v.data(), kvd, ctx, ref);
+  for (int64_t i = 0; i < kvd; ++i) EXPECT_NEAR(a[2 * kvd + i], ref[i], 1e-5);
+}
+
+TEST(Kernels, AttentionNonFiniteValues) {
+  for (int64_t hd : {8, 64, 129}) {
+    const AttentionShape s{2, 1, hd};
+    const int64_t len = 6;
+    auto q = randv(static_cast<size_t>(2 * hd), 60), k = randv(static_cast<size_t>(len * hd), 61);
+    auto v = randv(static_cast<size_t>(len * hd), 62);
+    v[static_cast<size_t>(3 * hd + 1)] = std::nanf("");  // one NaN value at position 3
+    std::vector<float> out(static_cast<size_t>(2 * hd));
+    attention(s, q.data(), 2 * hd, 1, len - 1, k.data(), v.data(), hd, out.data(), 2 * hd, nullptr);
+    for (int64_t h = 0; h < 2; ++h) {
+      for (int64_t i = 0; i < hd; ++i) EXPECT_EQ(std::isnan(out[h * hd + i]), i == 1) << hd << " " << i;
+    }
+    // An infinite key with a positive query component gives an infinite score: softmax turns it into NaN
+    // (inf - inf), so every output of both heads is NaN, never a silently finite value.
+    k[static_cast<size_t>(2 * hd)] = std::numeric_limits<float>::infinity();
+    q[0] = q[static_cast<size_t>(hd)] = 1.0f;
+    v[static_cast<size_t>(3 * hd + 1)] = 0.5f;
+    attention(s, q.data(), 2 * hd, 1, len - 1, k.data(), v.data(), hd, out.data(), 2 * hd, nullptr);
+    for (float o : out) EXPECT_TRUE(std::isnan(o));
   }
 }
 

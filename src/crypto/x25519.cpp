@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -103,6 +104,9 @@ class EphemeralStock {
 
  private:
   void refill() {
+    // The lowest priority: the stock is made from spare CPU time and never delays the handshakes it
+    // serves (an empty stock only means the caller generates its key itself). Best effort.
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
     std::unique_lock lk(mu_);
     for (;;) {
       cv_.wait(lk, [&] { return stop_ || keys_.size() < kTarget; });

@@ -157,7 +157,7 @@ TEST_P(LinearTest, GemvAndBlasMatchNaive) {
     convert_from_f32(wf.data(), dt, store.data(), static_cast<int64_t>(wf.size()));
     convert_to_f32(dt, store.data(), wf.data(), static_cast<int64_t>(wf.size()));  // the exact stored values
     WeightView w{dt, store.data(), out, in, transposed};
-    for (int64_t rows : {1, 3, 8, 9, 20}) {
+    for (int64_t rows : {1, 2, 3, 4, 5, 8, 9, 20}) {
       std::vector<float> x = randv(static_cast<size_t>(rows * in), 7);
       std::vector<double> ref;
       naive_linear(wf, out, in, transposed, x.data(), rows, ref);

@@ -4,11 +4,7 @@
 // test can stop and restart it). Greedy generation equals local generation token for token; a worker that
 // is down at start fails the stage at start naming the worker; a worker lost mid-run fails that request
 // with an error naming the stage and the worker, and the next request is served once it is back.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -25,8 +21,6 @@
 #include "pipeline/orchestrator.h"
 #include "process_fixture.h"
 #include "support/test_support.h"
-
-extern char** environ;
 
 #define ASSERT_STATUS_OK(expr)                   \
   do {                                           \
@@ -82,22 +76,8 @@ struct Worker {
 
 // Runs `cml ARGS…` to completion (stderr and stdout to `log`); its exit code, or -1.
 int run_cml(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<std::string> all = {CML_BINARY};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, CML_BINARY, &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return -1;
-  int st = 0;
-  if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) return -1;
-  return WEXITSTATUS(st);
+  const pid_t pid = testing::spawn_cml(args, log);
+  return pid < 0 ? -1 : testing::wait_exit_code(pid);
 }
 
 // BOS + "Once upon a time" in the stories260K vocabulary.

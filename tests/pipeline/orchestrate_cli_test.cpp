@@ -2,7 +2,6 @@
 // orchestrator itself to attest (orchestrator.attest).
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,10 +11,8 @@
 #include "attest/mock.h"
 #include "net/stream.h"
 #include "pipeline/model_executor.h"
-#include "pipeline_fixture.h"
+#include "process_fixture.h"
 #include "support/test_support.h"
-
-extern char** environ;
 
 namespace cml::pipeline {
 namespace {
@@ -53,13 +50,9 @@ class AttestingOrchestrator : public ::testing::Test {
     manifest_ = (dir_ / "m.json").string();
     ASSERT_TRUE(write_file(manifest_, as_bytes(manifest_to_json(m))).is_ok());
     for (uint32_t i = 0; i < so.stages; ++i) {
-      std::vector<std::string> args = {CML_BINARY, "stage",           "--manifest",   manifest_,
-                                       "--index",  std::to_string(i), "--mock-image", "oc-stage"};
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      pid_t pid = -1;
-      ASSERT_EQ(posix_spawn(&pid, CML_BINARY, nullptr, nullptr, argv.data(), environ), 0);
+      const pid_t pid = testing::spawn_cml(
+          {"stage", "--manifest", manifest_, "--index", std::to_string(i), "--mock-image", "oc-stage"});
+      ASSERT_GT(pid, 0);
       pids_.push_back(pid);
     }
   }

@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,39 @@ extern char** environ;
 namespace cml::pipeline::testing {
 
 namespace fs = std::filesystem;
+
+// Starts CML_BINARY with `args`, its stdout and stderr appended to `log` when one is given, with the
+// environment `env` (NAME=VALUE entries; by default this process's). The child's pid, or -1.
+inline pid_t spawn_cml(const std::vector<std::string>& args, const std::string& log = "",
+                       std::optional<std::vector<std::string>> env = std::nullopt) {
+  std::vector<std::string> all = {CML_BINARY};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  if (env) {
+    for (auto& e : *env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  if (!log.empty()) {
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  }
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, CML_BINARY, &fa, nullptr, argv.data(), env ? envp.data() : environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc == 0 ? pid : -1;
+}
+
+// Waits for a child; its exit code, or -1 when it did not exit normally (killed by a signal).
+inline int wait_exit_code(pid_t pid) {
+  int st = 0;
+  if (waitpid(pid, &st, 0) != pid) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
 
 inline std::string read_text(const std::string& path) {
   auto b = read_file(path, 1 << 20);
@@ -62,32 +96,21 @@ class ProcessPipeline {
 
   // Starts `cml stage` for stage i with extra arguments and environment entries (NAME=VALUE).
   void start_stage(uint32_t i, const std::vector<std::string>& extra = {}, const std::vector<std::string>& env = {}) {
-    std::vector<std::string> args = {CML_BINARY,        "stage",        "--manifest", path_,     "--index",
-                                     std::to_string(i), "--mock-image", "pt-stage",   "--model", model_};
+    std::vector<std::string> args = {"stage",        "--manifest", path_,     "--index", std::to_string(i),
+                                     "--mock-image", "pt-stage",   "--model", model_};
     args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     std::vector<std::string> envs = env;
     for (char** e = environ; *e; ++e) {
       if (std::string(*e).rfind("CML_OFFLOAD_KEY_FILE=", 0) != 0) envs.push_back(*e);
     }
-    std::vector<char*> envp;
-    for (auto& e : envs) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    const std::string log = log_path(i);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ASSERT_EQ(posix_spawn(&pids_[i], CML_BINARY, &fa, nullptr, argv.data(), envp.data()), 0);
-    posix_spawn_file_actions_destroy(&fa);
+    pids_[i] = spawn_cml(args, log_path(i), envs);
+    ASSERT_GT(pids_[i], 0) << "cannot start " << CML_BINARY;
   }
   // Waits for stage i to exit; its exit code (-1 when killed by a signal).
   int wait_exit(uint32_t i) {
-    int st = 0;
-    CML_CHECK(waitpid(pids_[i], &st, 0) == pids_[i]);
+    const int code = wait_exit_code(pids_[i]);
     pids_[i] = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return code;
   }
   void kill_stage(uint32_t i) {
     if (pids_[i] <= 0) return;

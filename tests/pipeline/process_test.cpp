@@ -1,9 +1,5 @@
 // Multi-process pipelines: `cml stage` processes over attested, encrypted TCP loopback.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -16,8 +12,6 @@
 #include "pipeline/orchestrator.h"
 #include "process_fixture.h"
 #include "support/test_support.h"
-
-extern char** environ;
 
 namespace cml::pipeline {
 namespace {
@@ -90,21 +84,10 @@ TEST(ProcessPipeline, StageWithoutItsAttestationDeviceFailsAtStartNamingIt) {
   const std::string path = (dir / "m.json").string(), log = (dir / "stage.log").string();
   ASSERT_TRUE(write_file(path, as_bytes(manifest_to_json(m))).is_ok());
   const std::string missing = (dir / "no-such-tsm" / "report").string();
-  std::vector<std::string> args = {CML_BINARY, "stage",      "--manifest", path,      "--index",
-                                   "0",        "--tsm-root", missing,      "--model", "synthetic:llama-tiny"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = -1;
-  ASSERT_EQ(posix_spawn(&pid, CML_BINARY, &fa, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&fa);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const pid_t pid = testing::spawn_cml(
+      {"stage", "--manifest", path, "--index", "0", "--tsm-root", missing, "--model", "synthetic:llama-tiny"}, log);
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(testing::wait_exit_code(pid), 1);
   auto text = read_file(log, 1 << 20);
   ASSERT_TRUE(text.is_ok());
   const std::string err(text->begin(), text->end());

@@ -10,15 +10,14 @@ namespace cml::crypto {
 // the four SHA-256 compressions of a 32-byte key (it was ≈2.6 µs per call, six calls per handshake side).
 
 Result<SecretBytes> hkdf_sha256(ByteSpan salt, ByteSpan ikm, ByteSpan info, size_t length) {
-  if (length == 0 || length > 255 * 32) return invalid_argument("HKDF-SHA256 output length must be 1..8160");
   CML_ASSIGN_OR_RETURN(SecretBytes prk, hkdf_sha256_extract(salt, ikm));
   return hkdf_sha256_expand(prk.span(), info, length);
 }
 
 Result<SecretBytes> hkdf_sha256_extract(ByteSpan salt, ByteSpan ikm) {
-  // An empty salt means HashLen zero bytes, which HMAC pads to the same block as an empty key.
-  static const uint8_t kZeroSalt[32] = {};
-  Digest256 prk = HmacSha256(salt.empty() ? ByteSpan(kZeroSalt, sizeof kZeroSalt) : salt).update(ikm).finish();
+  // RFC 5869 reads an empty salt as HashLen zero bytes; HMAC zero-pads its key to a block, so an empty
+  // key is that same key.
+  Digest256 prk = HmacSha256(salt).update(ikm).finish();
   SecretBytes out(prk.size());
   std::copy(prk.begin(), prk.end(), out.data());
   secure_wipe(prk);

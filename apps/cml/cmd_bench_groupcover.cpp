@@ -187,6 +187,9 @@ double copy_gbps() {
 // refill GEMM per matrix, as a long generation does.
 constexpr int64_t kRefillBatch = 128;
 
+// The configurations, in measuring order; `--only` takes one of these names.
+constexpr std::array<const char*, 4> kSubjects{"local", "plain_offload", "groupcover", "groupcover_freivalds"};
+
 std::string run_bench(const BenchOptions& o, nlohmann::json& j) {
   // Before any BLAS call: OpenBLAS picks its kernels when it loads; the worker child inherits the variable.
   reexec_with_blas_core_if_needed();
@@ -218,7 +221,8 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& j) {
   std::vector<Subject> subjects(4);
   for (size_t i = 0; i < subjects.size(); ++i) {
     Subject& s = subjects[i];
-    s.name = std::array{"local", "plain_offload", "groupcover", "groupcover_freivalds"}[i];
+    s.name = kSubjects[i];
+    if (!o.only.empty() && o.only != s.name) continue;
     if (i > 0) {
       groupcover::BackendConfig c;
       c.unprotected_baseline = i == 1;
@@ -246,6 +250,7 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& j) {
     jr["load_average"] = load_average();
     for (size_t k = 0; k < subjects.size(); ++k) {
       const size_t i = r % 2 == 0 ? k : subjects.size() - 1 - k;
+      if (!subjects[i].ex) continue;  // left out by --only
       auto f = measure(subjects[i], decode_tokens, prefill_tokens);
       if (!f.is_ok()) return subjects[i].name + ": " + f.status().to_string();
       jr[subjects[i].name] = {{"decode_ms_per_token", f->decode_ms},
@@ -253,6 +258,10 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& j) {
                               {"prefill_ms_per_token", f->prefill_ms},
                               {"prefill_tee_cpu_ms_per_token", f->prefill_cpu_ms}};
       figs[i].push_back(*f);
+    }
+    if (!o.only.empty()) {
+      per_round.push_back(std::move(jr));
+      continue;
     }
     auto rel = [&](size_t a, size_t b, double Figures::*m) { return figs[a].back().*m / figs[b].back().*m; };
     jr["overhead_pct"] = 100.0 * (rel(2, 1, &Figures::decode_ms) - 1.0);
@@ -267,6 +276,11 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& j) {
     for (const Figures& f : figs[i]) v.push_back(f.*m);
     return median(v);
   };
+  if (!o.only.empty()) {  // one configuration (for profiling): its rounds, no comparisons
+    j["only"] = o.only;
+    j["per_round"] = std::move(per_round);
+    return {};
+  }
   // Ratios of medians (each median over the same rounds).
   auto pct = [](double a, double b) { return 100.0 * (a - b) / b; };
   const Figures& gc_last = figs[2].back();
@@ -318,8 +332,8 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& j) {
   return {};
 }
 
-const BenchRegistrar kBench("groupcover", "GroupCover offload vs local and plain offload (GPT-2-124M shape)",
-                            run_bench);
+const BenchRegistrar kBench("groupcover", "GroupCover offload vs local and plain offload (GPT-2-124M shape)", run_bench,
+                            {kSubjects.begin(), kSubjects.end()});
 
 }  // namespace
 }  // namespace cml::app

@@ -183,12 +183,16 @@ TEST_P(LinearTest, GemvRowsDoNotDependOnBatchOrThreads) {
   WeightView w{dt, store.data(), out, in, transposed};
   std::vector<float> x = randv(static_cast<size_t>(8 * in), 9);
   ThreadPool pool(2);
-  std::vector<float> batch(static_cast<size_t>(8 * out));
-  linear_gemv(w, x.data(), in, 8, batch.data(), out, &pool);
-  for (int64_t r = 0; r < 8; ++r) {
-    std::vector<float> one(static_cast<size_t>(out));
-    linear_gemv(w, x.data() + r * in, in, 1, one.data(), out, nullptr);
-    ASSERT_EQ(0, std::memcmp(one.data(), batch.data() + r * out, static_cast<size_t>(out) * 4)) << "row " << r;
+  // Every group size has its own kernel instance (and tile width); each must give the 1-row numbers.
+  for (int64_t rows = 2; rows <= 8; ++rows) {
+    std::vector<float> batch(static_cast<size_t>(rows * out));
+    linear_gemv(w, x.data(), in, rows, batch.data(), out, &pool);
+    for (int64_t r = 0; r < rows; ++r) {
+      std::vector<float> one(static_cast<size_t>(out));
+      linear_gemv(w, x.data() + r * in, in, 1, one.data(), out, nullptr);
+      ASSERT_EQ(0, std::memcmp(one.data(), batch.data() + r * out, static_cast<size_t>(out) * 4))
+          << rows << " rows, row " << r;
+    }
   }
 }
 

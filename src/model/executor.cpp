@@ -29,10 +29,11 @@ Result<std::unique_ptr<Executor>> Executor::create(std::shared_ptr<const WeightF
     ex->owned_backend_ = std::make_unique<BlasLinearBackend>(ex->pool_);
     ex->backend_ = ex->owned_backend_.get();
   }
+  const bool transpose_head = options.transpose_head.value_or(options.backend == nullptr);
   if (config.arch == Arch::kLlama) {
-    CML_ASSIGN_OR_RETURN(ex->model_, make_llama(*ex->file_, config, range, *ex->backend_, ex->pool_));
+    CML_ASSIGN_OR_RETURN(ex->model_, make_llama(*ex->file_, config, range, *ex->backend_, ex->pool_, transpose_head));
   } else {
-    CML_ASSIGN_OR_RETURN(ex->model_, make_gpt2(*ex->file_, config, range, *ex->backend_, ex->pool_));
+    CML_ASSIGN_OR_RETURN(ex->model_, make_gpt2(*ex->file_, config, range, *ex->backend_, ex->pool_, transpose_head));
   }
   CML_RETURN_IF_ERROR(ex->backend_->finalize());
   ex->max_context_ = options.max_context > 0 ? std::min(options.max_context, config.max_context) : config.max_context;

@@ -21,6 +21,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -42,6 +43,12 @@ struct ExecutorOptions {
   // must outlive the executor and must not have been finalized.
   LinearBackend* backend = nullptr;
   ConfigOverrides overrides;
+  // Keep a transposed copy of the output head (vocab × dim more weight memory; GPT-2 124M F32: 154 MB) so
+  // that decode steps of several sequences run the head in the multi-row kernel's fast layout (see
+  // Transformer::head_part). Unset: on for the executor's own (local) backend, whatever max_sequences is,
+  // so that one sequence and a batch give the same numbers; off for an external backend (GroupCover
+  // obfuscates the file's layout, and a TEE should not hold a second copy).
+  std::optional<bool> transpose_head;
 };
 
 // One sequence's part of a forward step.

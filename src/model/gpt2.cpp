@@ -11,8 +11,8 @@ namespace {
 class Gpt2 final : public Transformer {
  public:
   Gpt2(const WeightFile& file, const ModelConfig& config, LayerRange range, LinearBackend& backend,
-       std::shared_ptr<tensor::ThreadPool> pool)
-      : Transformer(file, config, range, backend, std::move(pool)) {}
+       std::shared_ptr<tensor::ThreadPool> pool, bool transpose_head)
+      : Transformer(file, config, range, backend, std::move(pool), transpose_head) {}
 
   Status init() {
     const ModelConfig& c = config_;
@@ -55,7 +55,7 @@ class Gpt2 final : public Transformer {
       if (g && file_.find("output.weight")) head = "output.weight";
       if (!g && file_.find("lm_head.weight")) head = "lm_head.weight";
       std::vector<LinearPart> h(1);
-      CML_ASSIGN_OR_RETURN(h[0], part(head, c.vocab, c.dim, false));
+      CML_ASSIGN_OR_RETURN(h[0], head_part(head));
       CML_ASSIGN_OR_RETURN(head_, add_op(std::move(h)));
     }
     return ok_status();
@@ -129,8 +129,9 @@ class Gpt2 final : public Transformer {
 }  // namespace
 
 Result<std::unique_ptr<Transformer>> make_gpt2(const WeightFile& file, const ModelConfig& config, LayerRange range,
-                                               LinearBackend& backend, std::shared_ptr<tensor::ThreadPool> pool) {
-  auto m = std::make_unique<Gpt2>(file, config, range, backend, std::move(pool));
+                                               LinearBackend& backend, std::shared_ptr<tensor::ThreadPool> pool,
+                                               bool transpose_head) {
+  auto m = std::make_unique<Gpt2>(file, config, range, backend, std::move(pool), transpose_head);
   m->reserve_layers();
   CML_RETURN_IF_ERROR(m->init());
   return std::unique_ptr<Transformer>(std::move(m));

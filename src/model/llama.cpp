@@ -11,8 +11,9 @@ namespace {
 class Llama final : public Transformer {
  public:
   Llama(const WeightFile& file, const ModelConfig& config, LayerRange range, LinearBackend& backend,
-        std::shared_ptr<tensor::ThreadPool> pool)
-      : Transformer(file, config, range, backend, std::move(pool)), rope_(config.head_dim, config.rope_theta) {}
+        std::shared_ptr<tensor::ThreadPool> pool, bool transpose_head)
+      : Transformer(file, config, range, backend, std::move(pool), transpose_head),
+        rope_(config.head_dim, config.rope_theta) {}
 
   Status init() {
     const ModelConfig& c = config_;
@@ -43,7 +44,7 @@ class Llama final : public Transformer {
       CML_ASSIGN_OR_RETURN(final_norm_, vector_f32("output_norm.weight", c.dim));
       const std::string head = file_.find("output.weight") ? "output.weight" : "token_embd.weight";
       std::vector<LinearPart> h(1);
-      CML_ASSIGN_OR_RETURN(h[0], part(head, c.vocab, c.dim, false));
+      CML_ASSIGN_OR_RETURN(h[0], head_part(head));
       CML_ASSIGN_OR_RETURN(head_, add_op(std::move(h)));
     }
     return ok_status();
@@ -117,8 +118,9 @@ class Llama final : public Transformer {
 }  // namespace
 
 Result<std::unique_ptr<Transformer>> make_llama(const WeightFile& file, const ModelConfig& config, LayerRange range,
-                                                LinearBackend& backend, std::shared_ptr<tensor::ThreadPool> pool) {
-  auto m = std::make_unique<Llama>(file, config, range, backend, std::move(pool));
+                                                LinearBackend& backend, std::shared_ptr<tensor::ThreadPool> pool,
+                                                bool transpose_head) {
+  auto m = std::make_unique<Llama>(file, config, range, backend, std::move(pool), transpose_head);
   CML_RETURN_IF_ERROR(m->init());
   return std::unique_ptr<Transformer>(std::move(m));
 }

@@ -1,5 +1,6 @@
 #include "model/transformer.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "tensor/half.h"
@@ -7,8 +8,13 @@
 namespace cml::model {
 
 Transformer::Transformer(const WeightFile& file, ModelConfig config, LayerRange range, LinearBackend& backend,
-                         std::shared_ptr<tensor::ThreadPool> pool)
-    : file_(file), config_(std::move(config)), range_(range), backend_(backend), pool_(std::move(pool)) {}
+                         std::shared_ptr<tensor::ThreadPool> pool, bool transpose_head)
+    : file_(file),
+      config_(std::move(config)),
+      range_(range),
+      backend_(backend),
+      pool_(std::move(pool)),
+      transpose_head_(transpose_head) {}
 
 Result<const TensorRef*> Transformer::tensor(const std::string& name, std::initializer_list<int64_t> shape) {
   CML_ASSIGN_OR_RETURN(const TensorRef* t, require_tensor(file_, name, shape));
@@ -39,6 +45,30 @@ Result<LinearPart> Transformer::part(const std::string& name, int64_t out, int64
   p.weight = t->data;
   p.transposed = transposed;
   p.bias = bias ? bias->data() : nullptr;
+  return p;
+}
+
+Result<LinearPart> Transformer::head_part(const std::string& name) {
+  CML_ASSIGN_OR_RETURN(LinearPart p, part(name, config_.vocab, config_.dim, false));
+  if (!transpose_head_) return p;
+  // Blocks of 64 × 64 elements keep both the rows read and the rows written in cache.
+  const size_t esz = tensor::dtype_size(p.dtype);
+  const int64_t out = p.out_features, in = p.in_features;
+  head_t_.resize(static_cast<size_t>(out * in) * esz);
+  const auto* src = static_cast<const uint8_t*>(p.weight);
+  constexpr int64_t kBlock = 64;
+  for (int64_t o0 = 0; o0 < out; o0 += kBlock) {
+    for (int64_t k0 = 0; k0 < in; k0 += kBlock) {
+      for (int64_t o = o0; o < std::min(out, o0 + kBlock); ++o) {
+        for (int64_t k = k0; k < std::min(in, k0 + kBlock); ++k) {
+          std::memcpy(head_t_.data() + static_cast<size_t>(k * out + o) * esz,
+                      src + static_cast<size_t>(o * in + k) * esz, esz);
+        }
+      }
+    }
+  }
+  p.weight = head_t_.data();
+  p.transposed = true;
   return p;
 }
 

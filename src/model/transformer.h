@@ -57,7 +57,7 @@ class Transformer {
 
  protected:
   Transformer(const WeightFile& file, ModelConfig config, LayerRange range, LinearBackend& backend,
-              std::shared_ptr<tensor::ThreadPool> pool);
+              std::shared_ptr<tensor::ThreadPool> pool, bool transpose_head);
 
   // Looks up a tensor with the given shape, records it as used.
   Result<const TensorRef*> tensor(const std::string& name, std::initializer_list<int64_t> shape);
@@ -67,6 +67,11 @@ class Transformer {
   Result<LinearPart> part(const std::string& name, int64_t out, int64_t in, bool transposed,
                           const std::vector<float>* bias = nullptr);
   Result<LinearId> add_op(std::vector<LinearPart> parts);
+  // The output head ([vocab, dim] in the file) as a linear part. With transpose_head_ the part is a private
+  // copy in [dim, vocab] order (transposed = true): the multi-row decode kernel for that layout keeps a tile
+  // of every row's outputs in registers, while the [vocab, dim] layout needs one reduction per output and
+  // row, which makes a step of 8 sequences cost about 3x one step instead of about 1.5x (bench_tensor).
+  Result<LinearPart> head_part(const std::string& name);
 
   // Embedding row `token` of `emb` ([vocab, dim], any float dtype) into `out`, scaled by nothing.
   void embedding_row(const TensorRef& emb, int32_t token, float* out) const;
@@ -83,11 +88,16 @@ class Transformer {
   LinearBackend& backend_;
   std::shared_ptr<tensor::ThreadPool> pool_;
   std::vector<std::string> used_;
+  bool transpose_head_ = false;
+  std::vector<uint8_t> head_t_;  // the transposed head copy (transpose_head_ only)
 };
 
+// transpose_head: keep a transposed copy of the output head (see head_part; costs vocab × dim weights).
 Result<std::unique_ptr<Transformer>> make_llama(const WeightFile& file, const ModelConfig& config, LayerRange range,
-                                                LinearBackend& backend, std::shared_ptr<tensor::ThreadPool> pool);
+                                                LinearBackend& backend, std::shared_ptr<tensor::ThreadPool> pool,
+                                                bool transpose_head = false);
 Result<std::unique_ptr<Transformer>> make_gpt2(const WeightFile& file, const ModelConfig& config, LayerRange range,
-                                               LinearBackend& backend, std::shared_ptr<tensor::ThreadPool> pool);
+                                               LinearBackend& backend, std::shared_ptr<tensor::ThreadPool> pool,
+                                               bool transpose_head = false);
 
 }  // namespace cml::model

@@ -232,9 +232,9 @@ class FlakyBackend final : public LinearBackend {
 
 TEST_P(ExecutorArch, BackendFailureLeavesSequenceUntouchedAndRetrySucceeds) {
   auto f = model(GetParam());
-  FlakyBackend flaky(1000000);
+  FlakyBackend flaky(1000000), steady(1000000);  // the same backend type: the same weight layout
   auto e = exec(f, {0, -1}, 1, &flaky);
-  auto ref = exec(f, {0, -1}, 1);
+  auto ref = exec(f, {0, -1}, 1, &steady);
   ASSERT_TRUE(e->start_sequence(1).is_ok());
   ASSERT_TRUE(ref->start_sequence(1).is_ok());
   const std::vector<int32_t> p{1, 2, 3};

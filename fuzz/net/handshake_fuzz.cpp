@@ -12,6 +12,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (encode_server_hello(*m) != orig) __builtin_trap();
     (void)transcript_hash(ClientHello{.suites = {m->suite}}, *m);
   }
+  if (auto m = parse_server_finished(in); m.is_ok()) {
+    if (encode_server_finished(*m) != orig) __builtin_trap();
+  }
   if (auto m = parse_client_finished(in); m.is_ok()) {
     if (encode_client_finished(*m) != orig) __builtin_trap();
   }

@@ -123,6 +123,12 @@ Bytes encode_server_hello(const ServerHello& m) {
   w.u32_be(m.max_record_payload);
   w.u8(static_cast<uint8_t>(m.suite));
   put_evidence(w, &m.evidence);
+  return w.take();
+}
+
+Bytes encode_server_finished(const ServerFinished& m) {
+  ByteWriter w;
+  w.u8(kServerFinishedCode);
   w.bytes(m.finished);
   return w.take();
 }
@@ -169,8 +175,16 @@ Result<ServerHello> parse_server_hello(ByteSpan payload) {
   std::optional<attest::Evidence> ev;
   CML_RETURN_IF_ERROR(get_evidence(r, true, ev));
   m.evidence = std::move(*ev);
-  CML_RETURN_IF_ERROR(take_array(r, m.finished, "finished"));
   CML_RETURN_IF_ERROR(r.expect_end("ServerHello"));
+  return m;
+}
+
+Result<ServerFinished> parse_server_finished(ByteSpan payload) {
+  ByteReader r(payload);
+  CML_RETURN_IF_ERROR(expect_code(r, kServerFinishedCode, "ServerFinished"));
+  ServerFinished m;
+  CML_RETURN_IF_ERROR(take_array(r, m.finished, "finished"));
+  CML_RETURN_IF_ERROR(r.expect_end("ServerFinished"));
   return m;
 }
 

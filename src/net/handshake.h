@@ -4,8 +4,11 @@
 // implementations can check every byte. docs/protocol.md §4 is the normative description.
 //
 //   M1 ClientHello    initiator → responder   Hello frame, seq 0
-//   M2 ServerHello    responder → initiator   Hello frame, seq 1 (carries the responder's Finished)
-//   M3 ClientFinished initiator → responder   Hello frame, seq 2
+//   M2 ServerHello    responder → initiator   Hello frame, seq 1 (sent before the responder derives)
+//   M3 ServerFinished responder → initiator   Hello frame, seq 2 (the responder's Finished)
+//   M4 ClientFinished initiator → responder   Hello frame, seq 3 (the initiator's Finished)
+//
+// M2 goes out before the responder computes its X25519 shared secret, so both sides derive at once.
 //
 // Thread safety: pure functions on values.
 #pragma once
@@ -43,6 +46,14 @@ enum class HandshakeMode : uint8_t {
 constexpr uint8_t kClientHelloCode = 0x01;
 constexpr uint8_t kServerHelloCode = 0x02;
 constexpr uint8_t kClientFinishedCode = 0x03;
+constexpr uint8_t kServerFinishedCode = 0x04;
+
+// Frame seq of each handshake message (its index, docs/protocol.md §4.1). A side that refuses sends
+// its Error frame with the seq of the message it would have sent next.
+constexpr uint32_t kClientHelloSeq = 0;
+constexpr uint32_t kServerHelloSeq = 1;
+constexpr uint32_t kServerFinishedSeq = 2;
+constexpr uint32_t kClientFinishedSeq = 3;
 
 struct ClientHello {
   HandshakeMode mode = HandshakeMode::kMutual;
@@ -59,20 +70,25 @@ struct ServerHello {
   uint32_t max_record_payload = 0;
   crypto::AeadSuite suite = crypto::AeadSuite::kAes256Gcm;
   attest::Evidence evidence;
+};
+
+struct ServerFinished {
   std::array<uint8_t, kFinishedSize> finished{};  // responder's key confirmation
 };
 
 struct ClientFinished {
-  std::array<uint8_t, kFinishedSize> finished{};
+  std::array<uint8_t, kFinishedSize> finished{};  // initiator's key confirmation
 };
 
 Bytes encode_client_hello(const ClientHello& m);
 Bytes encode_server_hello(const ServerHello& m);
+Bytes encode_server_finished(const ServerFinished& m);
 Bytes encode_client_finished(const ClientFinished& m);
 // Canonical parsers of untrusted payloads: exact lengths, no trailing bytes, known codes only.
 // INVALID_ARGUMENT for malformed bytes, PROTOCOL for a wrong message code or unknown suite/mode.
 Result<ClientHello> parse_client_hello(ByteSpan payload);
 Result<ServerHello> parse_server_hello(ByteSpan payload);
+Result<ServerFinished> parse_server_finished(ByteSpan payload);
 Result<ClientFinished> parse_client_finished(ByteSpan payload);
 
 // The nonce the responder's evidence must bind: SHA-256("cml-v5 responder evidence nonce" ‖ n_i ‖ n_r).

@@ -247,34 +247,41 @@ Status SecureChannel::run_initiator() {
     if (!ev.is_ok()) return ev.status().with_context("handshake: producing own evidence");
     ch.evidence = std::move(ev).value();
   }
-  CML_RETURN_IF_ERROR(
-      send_plain(s, MsgType::kHello, 0, encode_client_hello(ch), d).with_context("handshake: sending ClientHello"));
+  CML_RETURN_IF_ERROR(send_plain(s, MsgType::kHello, kClientHelloSeq, encode_client_hello(ch), d)
+                          .with_context("handshake: sending ClientHello"));
 
-  CML_ASSIGN_OR_RETURN(Bytes m2, read_hello(s, 1, d, "ServerHello"));
+  // Every refusal from here on takes the place of M4 ClientFinished.
+  CML_ASSIGN_OR_RETURN(Bytes m2, read_hello(s, kServerHelloSeq, d, "ServerHello"));
   auto parsed = parse_server_hello(m2);
-  if (!parsed.is_ok()) return refuse(s, 2, parsed.status(), d);
+  if (!parsed.is_ok()) return refuse(s, kClientFinishedSeq, parsed.status(), d);
   ServerHello sh = std::move(parsed).value();
   if (std::find(ch.suites.begin(), ch.suites.end(), sh.suite) == ch.suites.end()) {
-    return refuse(s, 2,
+    return refuse(s, kClientFinishedSeq,
                   protocol_error("handshake: responder chose suite " + std::string(crypto::aead_suite_name(sh.suite)) +
                                  " which was not offered"),
                   d);
   }
   Status vst =
       verify_peer(config_, sh.evidence, sh.public_key, responder_evidence_nonce(ch.nonce, sh.nonce), peer_claims_);
-  if (!vst.is_ok()) return refuse(s, 2, vst.with_context("handshake: responder evidence"), d);
+  if (!vst.is_ok()) return refuse(s, kClientFinishedSeq, vst.with_context("handshake: responder evidence"), d);
 
+  // The responder sent M2 before deriving, so this X25519 runs while the responder's does; by the time
+  // the key schedule is ready, M3 is usually already buffered.
   auto ss = kp.derive(sh.public_key);
-  if (!ss.is_ok()) return refuse(s, 2, ss.status(), d);
+  if (!ss.is_ok()) return refuse(s, kClientFinishedSeq, ss.status(), d);
   const crypto::Digest256 th = transcript_hash(ch, sh);
   CML_ASSIGN_OR_RETURN(KeySchedule ks, derive_key_schedule(ss->span(), th));
-  const auto expect = compute_finished(ks.finished_resp, th);
-  if (!constant_time_equal(expect, sh.finished)) {
-    return refuse(s, 2, crypto_error("handshake: responder Finished does not match (keys or transcript differ)"), d);
+
+  CML_ASSIGN_OR_RETURN(Bytes m3, read_hello(s, kServerFinishedSeq, d, "ServerFinished"));
+  auto sf = parse_server_finished(m3);
+  if (!sf.is_ok()) return refuse(s, kClientFinishedSeq, sf.status(), d);
+  if (!constant_time_equal(compute_finished(ks.finished_resp, th), sf->finished)) {
+    return refuse(s, kClientFinishedSeq,
+                  crypto_error("handshake: responder Finished does not match (keys or transcript differ)"), d);
   }
   ClientFinished cf;
   cf.finished = compute_finished(ks.finished_init, th);
-  CML_RETURN_IF_ERROR(send_plain(s, MsgType::kHello, 2, encode_client_finished(cf), d)
+  CML_RETURN_IF_ERROR(send_plain(s, MsgType::kHello, kClientFinishedSeq, encode_client_finished(cf), d)
                           .with_context("handshake: sending ClientFinished"));
   return install_keys(ks, sh.suite, sh.max_record_payload);
 }
@@ -284,21 +291,24 @@ Status SecureChannel::run_responder() {
   Stream& s = *stream_;
   // The ephemeral key is generated before the ClientHello arrives, off the critical path.
   const auto kp = crypto::X25519KeyPair::take_ephemeral();
-  CML_ASSIGN_OR_RETURN(Bytes m1, read_hello(s, 0, d, "ClientHello"));
+  // Until M2 is sent, a refusal takes its place.
+  CML_ASSIGN_OR_RETURN(Bytes m1, read_hello(s, kClientHelloSeq, d, "ClientHello"));
   auto parsed = parse_client_hello(m1);
-  if (!parsed.is_ok()) return refuse(s, 1, parsed.status(), d);
+  if (!parsed.is_ok()) return refuse(s, kServerHelloSeq, parsed.status(), d);
   ClientHello ch = std::move(parsed).value();
 
   if (ch.mode == HandshakeMode::kOneWay && config_.mode == HandshakeMode::kMutual) {
-    return refuse(
-        s, 1, policy_error("handshake: initiator sent no evidence (one-way) but mutual attestation is required"), d);
+    return refuse(s, kServerHelloSeq,
+                  policy_error("handshake: initiator sent no evidence (one-way) but mutual attestation is required"),
+                  d);
   }
   if (ch.mode == HandshakeMode::kMutual) {
     if (!config_.verifiers || config_.verifiers->empty()) {
-      return refuse(s, 1, policy_error("handshake: initiator sent evidence but no verifier is configured"), d);
+      return refuse(s, kServerHelloSeq,
+                    policy_error("handshake: initiator sent evidence but no verifier is configured"), d);
     }
     Status vst = verify_peer(config_, *ch.evidence, ch.public_key, ch.nonce, peer_claims_);
-    if (!vst.is_ok()) return refuse(s, 1, vst.with_context("handshake: initiator evidence"), d);
+    if (!vst.is_ok()) return refuse(s, kServerHelloSeq, vst.with_context("handshake: initiator evidence"), d);
   }
   ServerHello sh;
   bool found = false;
@@ -310,7 +320,7 @@ Status SecureChannel::run_responder() {
     }
   }
   if (!found) {
-    return refuse(s, 1,
+    return refuse(s, kServerHelloSeq,
                   protocol_error("handshake: no common AEAD suite (offered " + suites_text(ch.suites) + ", accepted " +
                                  suites_text(config_.suites) + ")"),
                   d);
@@ -319,18 +329,32 @@ Status SecureChannel::run_responder() {
   crypto::random_fill(sh.nonce);
   sh.max_record_payload = config_.max_record_payload;
   auto ev = config_.provider->attest(sh.public_key, responder_evidence_nonce(ch.nonce, sh.nonce));
-  if (!ev.is_ok()) return refuse(s, 1, ev.status().with_context("handshake: producing own evidence"), d);
+  if (!ev.is_ok()) return refuse(s, kServerHelloSeq, ev.status().with_context("handshake: producing own evidence"), d);
   sh.evidence = std::move(ev).value();
+  // M2 goes out before the X25519 derivation, so that the initiator verifies the evidence and derives
+  // while this side derives (docs/protocol.md §4.3).
+  CML_RETURN_IF_ERROR(send_plain(s, MsgType::kHello, kServerHelloSeq, encode_server_hello(sh), d)
+                          .with_context("handshake: sending ServerHello"));
+
   auto ss = kp.derive(ch.public_key);
-  if (!ss.is_ok()) return refuse(s, 1, ss.status(), d);
+  if (!ss.is_ok()) return refuse(s, kServerFinishedSeq, ss.status(), d);
   const crypto::Digest256 th = transcript_hash(ch, sh);
   CML_ASSIGN_OR_RETURN(KeySchedule ks, derive_key_schedule(ss->span(), th));
-  sh.finished = compute_finished(ks.finished_resp, th);
-  CML_RETURN_IF_ERROR(
-      send_plain(s, MsgType::kHello, 1, encode_server_hello(sh), d).with_context("handshake: sending ServerHello"));
+  ServerFinished sf;
+  sf.finished = compute_finished(ks.finished_resp, th);
+  Status sent = send_plain(s, MsgType::kHello, kServerFinishedSeq, encode_server_finished(sf), d);
+  if (!sent.is_ok()) {
+    // The initiator may have refused M2 and closed while this side derived; its Error frame, already
+    // here, says more than the broken stream does.
+    auto early = read_hello(s, kClientFinishedSeq, d, "ClientFinished");
+    if (!early.is_ok() && early.status().code() == StatusCode::kAborted) return early.status();
+    return sent.with_context("handshake: sending ServerFinished");
+  }
 
-  CML_ASSIGN_OR_RETURN(Bytes m3, read_hello(s, 2, d, "ClientFinished"));
-  auto cf = parse_client_finished(m3);
+  // The initiator counts its session established once it has sent M4, so a bad M4 gets no Error frame:
+  // closing the stream is all that is left to say.
+  CML_ASSIGN_OR_RETURN(Bytes m4, read_hello(s, kClientFinishedSeq, d, "ClientFinished"));
+  auto cf = parse_client_finished(m4);
   if (!cf.is_ok()) return cf.status();
   if (!constant_time_equal(compute_finished(ks.finished_init, th), cf->finished)) {
     return crypto_error("handshake: initiator Finished does not match (keys or transcript differ)");

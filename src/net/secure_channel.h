@@ -6,8 +6,9 @@
 // caller's attest::Policy (the *peer's* expected measurements). The initiator offers AEAD suites in
 // preference order and the responder picks the first it accepts. Keys come from HKDF-SHA256 salted with
 // a transcript hash that covers everything both sides said (suites included, so no downgrade); both
-// sides send a Finished MAC, so each knows the other derived the same keys. In one-way mode only the
-// responder attests.
+// sides send a Finished MAC, so each knows the other derived the same keys. The responder sends its
+// ServerHello before it derives and its Finished in a message of its own (ServerFinished), so the two
+// X25519 derivations run at the same time. In one-way mode only the responder attests.
 //
 // Records (docs/protocol.md §5): every frame after the handshake is AEAD-sealed; nonce = 0^4 ‖ seq(u64
 // BE), AAD = the 13-byte frame header ‖ session id; sequences are strictly consecutive per direction, so

@@ -61,14 +61,16 @@ TEST(HandshakeVectors, MatchIndependentComputation) {
   EXPECT_EQ(to_hex(ks->key_i2r.span()), "3dcaf995abf04ed15758fcd734327a750439e1e02418e97750c1f90b26b2bd00");
   EXPECT_EQ(to_hex(ks->key_r2i.span()), "f94e6b10140959eb4e674a422a463c11231ec198545be616faa593f5311e4d20");
   EXPECT_EQ(to_hex(ks->session_id), "60bf549b95cbb5d0695ad310883bed1769083c4cb8f3b06137d8b40474f95645");
-  f.sh.finished = compute_finished(ks->finished_resp, th);
-  EXPECT_EQ(to_hex(f.sh.finished), "6e7798b9274a16a6e5cceffabaef84b23e78d0a459eff4d5be9076d3f4109b61");
-  const Bytes m2 = encode_frame({MsgType::kHello, 0, 1, 0}, encode_server_hello(f.sh));
-  EXPECT_EQ(m2.size(), 235u);
-  EXPECT_EQ(to_hex(crypto::sha256(m2)), "184fa786358d2c2c5797d115267b375b393573da02846e7ce7f522f23c50e52f");
+  const Bytes m2 = encode_frame({MsgType::kHello, 0, kServerHelloSeq, 0}, encode_server_hello(f.sh));
+  EXPECT_EQ(m2.size(), 203u);
+  EXPECT_EQ(to_hex(crypto::sha256(m2)), "37161409ca1f029b200ed0620f4896f30ce42b301d2b1b766db8662842457d16");
+  ServerFinished sf{compute_finished(ks->finished_resp, th)};
+  EXPECT_EQ(to_hex(sf.finished), "6e7798b9274a16a6e5cceffabaef84b23e78d0a459eff4d5be9076d3f4109b61");
+  EXPECT_EQ(to_hex(encode_frame({MsgType::kHello, 0, kServerFinishedSeq, 0}, encode_server_finished(sf))),
+            "cf4d0501000000000200000021046e7798b9274a16a6e5cceffabaef84b23e78d0a459eff4d5be9076d3f4109b61");
   ClientFinished cf{compute_finished(ks->finished_init, th)};
-  EXPECT_EQ(to_hex(encode_frame({MsgType::kHello, 0, 2, 0}, encode_client_finished(cf))),
-            "cf4d0501000000000200000021039d4dacbcacc9b586c2fce3b82beed7484359712db44d9846d098875ff723ff0f");
+  EXPECT_EQ(to_hex(encode_frame({MsgType::kHello, 0, kClientFinishedSeq, 0}, encode_client_finished(cf))),
+            "cf4d0501000000000300000021039d4dacbcacc9b586c2fce3b82beed7484359712db44d9846d098875ff723ff0f");
   auto next = next_traffic_key(ks->key_i2r);
   NET_ASSERT_OK(next);
   EXPECT_EQ(to_hex(next->span()), "53b46217c1f93d49a71e97de5e59ff4ed30b1a0259e19ae1fcd5d683fd82dbf9");
@@ -101,7 +103,6 @@ TEST(HandshakeVectors, RecordsMatchIndependentComputation) {
 
 TEST(HandshakeMessages, RoundTrip) {
   Fixed f;
-  f.sh.finished.fill(0x5C);
   auto ch = parse_client_hello(encode_client_hello(f.ch));
   NET_ASSERT_OK(ch);
   EXPECT_EQ(ch->public_key, f.ch.public_key);
@@ -112,7 +113,9 @@ TEST(HandshakeMessages, RoundTrip) {
   auto sh = parse_server_hello(encode_server_hello(f.sh));
   NET_ASSERT_OK(sh);
   EXPECT_EQ(sh->suite, f.sh.suite);
-  EXPECT_EQ(sh->finished, f.sh.finished);
+  EXPECT_EQ(sh->public_key, f.sh.public_key);
+  EXPECT_EQ(sh->nonce, f.sh.nonce);
+  EXPECT_EQ(sh->max_record_payload, f.sh.max_record_payload);
   EXPECT_EQ(sh->evidence.document, f.sh.evidence.document);
   // One-way ClientHello: no evidence.
   ClientHello one = f.ch;
@@ -122,6 +125,10 @@ TEST(HandshakeMessages, RoundTrip) {
   NET_ASSERT_OK(back);
   EXPECT_EQ(back->mode, HandshakeMode::kOneWay);
   EXPECT_FALSE(back->evidence.has_value());
+  ServerFinished sf;
+  sf.finished.fill(0x5C);
+  EXPECT_EQ(to_hex(encode_server_finished(sf)), "04" + to_hex(sf.finished));
+  EXPECT_EQ(parse_server_finished(encode_server_finished(sf))->finished, sf.finished);
   ClientFinished cf;
   cf.finished.fill(3);
   EXPECT_EQ(parse_client_finished(encode_client_finished(cf))->finished, cf.finished);
@@ -130,10 +137,11 @@ TEST(HandshakeMessages, RoundTrip) {
 TEST(HandshakeMessages, EveryTruncationAndTrailingByteRejected) {
   Fixed f;
   const Bytes m1 = encode_client_hello(f.ch), m2 = encode_server_hello(f.sh);
-  const Bytes m3 = encode_client_finished({});
+  const Bytes m3 = encode_server_finished({}), m4 = encode_client_finished({});
   for (size_t n = 0; n < m1.size(); ++n) EXPECT_FALSE(parse_client_hello(ByteSpan(m1).first(n)).is_ok()) << n;
   for (size_t n = 0; n < m2.size(); ++n) EXPECT_FALSE(parse_server_hello(ByteSpan(m2).first(n)).is_ok()) << n;
-  for (size_t n = 0; n < m3.size(); ++n) EXPECT_FALSE(parse_client_finished(ByteSpan(m3).first(n)).is_ok()) << n;
+  for (size_t n = 0; n < m3.size(); ++n) EXPECT_FALSE(parse_server_finished(ByteSpan(m3).first(n)).is_ok()) << n;
+  for (size_t n = 0; n < m4.size(); ++n) EXPECT_FALSE(parse_client_finished(ByteSpan(m4).first(n)).is_ok()) << n;
   Bytes x = m1;
   x.push_back(0);
   EXPECT_EQ(parse_client_hello(x).status().code(), StatusCode::kInvalidArgument);
@@ -142,7 +150,26 @@ TEST(HandshakeMessages, EveryTruncationAndTrailingByteRejected) {
   EXPECT_EQ(parse_server_hello(x).status().code(), StatusCode::kInvalidArgument);
   x = m3;
   x.push_back(0);
+  EXPECT_EQ(parse_server_finished(x).status().code(), StatusCode::kInvalidArgument);
+  x = m4;
+  x.push_back(0);
   EXPECT_EQ(parse_client_finished(x).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(HandshakeMessages, EachParserRefusesTheOtherMessages) {
+  // The two Finished messages have the same shape; only the code tells them apart.
+  Fixed f;
+  const Bytes msgs[] = {encode_client_hello(f.ch), encode_server_hello(f.sh), encode_server_finished({}),
+                        encode_client_finished({})};
+  for (size_t i = 0; i < 4; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(parse_client_hello(msgs[i]).is_ok(), i == 0);
+    EXPECT_EQ(parse_server_hello(msgs[i]).is_ok(), i == 1);
+    EXPECT_EQ(parse_server_finished(msgs[i]).is_ok(), i == 2);
+    EXPECT_EQ(parse_client_finished(msgs[i]).is_ok(), i == 3);
+  }
+  NET_EXPECT_ERROR(parse_server_finished(msgs[3]), StatusCode::kProtocol, "expected ServerFinished, got code 3");
+  NET_EXPECT_ERROR(parse_client_finished(msgs[2]), StatusCode::kProtocol, "expected ClientFinished, got code 4");
 }
 
 TEST(HandshakeMessages, FieldRules) {

@@ -82,8 +82,11 @@ sid = hkdf_expand(prk, b"cml-v5 session id")
 fin_r = hmac.new(f_resp, th, hashlib.sha256).digest()
 fin_i = hmac.new(f_init, th, hashlib.sha256).digest()
 
+# M2 ServerHello carries no Finished; the responder's Finished travels in M3 ServerFinished (code 4,
+# frame seq 2) and the initiator's in M4 ClientFinished (code 3, frame seq 3).
 server_hello = (bytes([2]) + pk_r + n_r + struct.pack(">I", max_rec) + bytes([chosen]) + bytes([1])
-                + struct.pack(">I", len(doc_r)) + doc_r + fin_r)
+                + struct.pack(">I", len(doc_r)) + doc_r)
+server_finished = bytes([4]) + fin_r
 client_finished = bytes([3]) + fin_i
 
 def record(key, seq, msg_type, flags, plaintext, aead=AESGCM):
@@ -102,7 +105,8 @@ print(json.dumps({
     "finished_resp": fin_r.hex(), "finished_init": fin_i.hex(),
     "server_hello_frame_len": len(frame(1, 0, 1, server_hello)),
     "server_hello_sha256": hashlib.sha256(frame(1, 0, 1, server_hello)).hexdigest(),
-    "client_finished_frame": frame(1, 0, 2, client_finished).hex(),
+    "server_finished_frame": frame(1, 0, 2, server_finished).hex(),
+    "client_finished_frame": frame(1, 0, 3, client_finished).hex(),
     "data_hello_seq0": record(k_i2r, 0, 2, 1, b"hello").hex(),
     "data_END_seq1": record(k_i2r, 1, 2, 1, b"END").hex(),
     "key_update_seq2": record(k_i2r, 2, 8, 1, b"").hex(),

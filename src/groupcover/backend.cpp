@@ -457,12 +457,11 @@ Status GroupCoverBackend::run(model::LinearId id, const float* x, int64_t rows, 
     for (int64_t t = 0; t < rows; ++t) {
       float* zr = z + t * in;
       const float* rr = r + t * in;
-      float m = 0.0f;
-      for (int64_t j = 0; j < in; ++j) m = std::max(m, std::fabs(zr[j]));
+      const float m = max_abs(zr, in);
       if (!std::isfinite(m)) return invalid_argument("groupcover backend: input is not finite");
       const float c = pow2_at_least(double(m) * config_.mask_scale);
       scale_buf_[k * size_t(rows) + size_t(t)] = c;
-      for (int64_t j = 0; j < in; ++j) zr[j] += c * rr[j];
+      add_scaled(zr, rr, c, in);
       if (mask_observer_) mask_observer_(p.entry->index, c, {rr, size_t(in)});
     }
     off_in += rows * in;

@@ -1,7 +1,11 @@
 #include "groupcover/restore.h"
 
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "base/status.h"
@@ -178,6 +182,56 @@ void RestorePlan::run(const float* z2, const float* u, const float* scale, int64
   }
 #endif
   run_portable(z2, u, scale, rows, y, y_stride, work);
+}
+
+namespace {
+
+float max_abs_portable(const float* x, int64_t n) {
+  float m = 0.0f;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::fabs(x[i]));
+  return m;
+}
+
+void add_scaled_portable(float* z, const float* r, float c, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) z[i] += c * r[i];
+}
+
+#if defined(__x86_64__)
+CML_RESTORE_AVX512 float max_abs_avx512(const float* x, int64_t n) {
+  // max_ps(a, m) returns m when a is NaN, as std::max(m, a) does; max is order-independent otherwise.
+  __m512 m = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), m);
+  float lanes[16];
+  _mm512_storeu_ps(lanes, m);
+  float r = max_abs_portable(x + i, n - i);
+  for (float v : lanes) r = std::max(r, v);
+  return r;
+}
+
+CML_RESTORE_AVX512 void add_scaled_avx512(float* z, const float* r, float c, int64_t n) {
+  const __m512 cv = _mm512_set1_ps(c);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(z + i, _mm512_add_ps(_mm512_loadu_ps(z + i), _mm512_mul_ps(cv, _mm512_loadu_ps(r + i))));
+  add_scaled_portable(z + i, r + i, c, n - i);
+}
+#endif
+
+}  // namespace
+
+float max_abs(const float* x, int64_t n) {
+#if defined(__x86_64__)
+  if (tensor::cpu_features().avx512) return max_abs_avx512(x, n);
+#endif
+  return max_abs_portable(x, n);
+}
+
+void add_scaled(float* z, const float* r, float c, int64_t n) {
+#if defined(__x86_64__)
+  if (tensor::cpu_features().avx512) return add_scaled_avx512(z, r, c, n);
+#endif
+  add_scaled_portable(z, r, c, n);
 }
 
 }  // namespace cml::groupcover

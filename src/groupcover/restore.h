@@ -58,4 +58,11 @@ class RestorePlan {
   std::vector<float> rest_bias_;  // [rest rows] in rest_rows_ order (empty without bias)
 };
 
+// Masking helpers for the other hot loop of GroupCoverBackend::run (AVX-512 where available; the same
+// results as the plain loops on every CPU).
+// max over i of |x[i]| (NaNs are skipped, as std::max(m, |x|) skips them; 0 for n = 0).
+float max_abs(const float* x, int64_t n);
+// z[i] += c·r[i].
+void add_scaled(float* z, const float* r, float c, int64_t n);
+
 }  // namespace cml::groupcover

@@ -8,6 +8,7 @@
 #include "crypto/secret.h"
 #include "groupcover/linalg.h"
 #include "groupcover/model_bundle.h"
+#include "groupcover/restore.h"
 #include "groupcover/rng.h"
 #include "tensor/half.h"
 
@@ -52,6 +53,7 @@ struct GroupCoverBackend::Part {
   std::vector<double> s, v;  // Freivalds secret and W''ᵀs
   double s_wnorm = 0.0;
   std::vector<float> local_w;  // W as f32 rows, for the local fallback
+  RestorePlan plan;            // restore laid out in group order (with the part's bias unless decoy-padded)
 };
 
 struct GroupCoverBackend::Op {
@@ -78,6 +80,7 @@ GroupCoverBackend::~GroupCoverBackend() {
   refill_cv_.notify_all();
   if (refill_thread_.joinable()) refill_thread_.join();
   if (link_) link_->abort();
+  crypto::secure_wipe({reinterpret_cast<uint8_t*>(restore_work_.data()), restore_work_.size() * sizeof(double)});
 }
 
 Result<model::LinearId> GroupCoverBackend::add(std::span<const model::LinearPart> parts) {
@@ -247,6 +250,11 @@ Status GroupCoverBackend::finalize() {
       p->local_w.resize(size_t(p->lp.out_features * in));
       for (int64_t i = 0; i < p->lp.out_features; ++i)
         for (int64_t j = 0; j < in; ++j) p->local_w[size_t(i * in + j)] = load_weight(p->lp, i, j);
+    }
+    {
+      const MatrixSecrets& ms = p->entry->secrets;
+      const float* bias = p->lp.bias ? p->lp.bias : (ms.bias.empty() ? nullptr : ms.bias.data());
+      p->plan = RestorePlan(ms, out == p->lp.out_features ? bias : nullptr);
     }
     if (!config_.unprotected_baseline)
       p->pool = std::make_unique<MaskPool>(*p->w2, config_.pool_capacity, config_.refill_batch);
@@ -449,12 +457,11 @@ Status GroupCoverBackend::run(model::LinearId id, const float* x, int64_t rows, 
     for (int64_t t = 0; t < rows; ++t) {
       float* zr = z + t * in;
       const float* rr = r + t * in;
-      float m = 0.0f;
-      for (int64_t j = 0; j < in; ++j) m = std::max(m, std::fabs(zr[j]));
+      const float m = max_abs(zr, in);
       if (!std::isfinite(m)) return invalid_argument("groupcover backend: input is not finite");
       const float c = pow2_at_least(double(m) * config_.mask_scale);
       scale_buf_[k * size_t(rows) + size_t(t)] = c;
-      for (int64_t j = 0; j < in; ++j) zr[j] += c * rr[j];
+      add_scaled(zr, rr, c, in);
       if (mask_observer_) mask_observer_(p.entry->index, c, {rr, size_t(in)});
     }
     off_in += rows * in;
@@ -509,11 +516,10 @@ Status GroupCoverBackend::run(model::LinearId id, const float* x, int64_t rows, 
     const float* u = part_u_[k];
     const float* scale = config_.unprotected_baseline ? nullptr : scale_buf_.data() + k * size_t(rows);
     if (w_out == out) {
-      restore_rows(p.entry->secrets, reply_.payload.data() + off_out, u, scale, rows, bias, y + op.col_off[k], op.out);
-    } else {  // decoy-padded part: restore all rows, keep the real ones
+      p.plan.run(reply_.payload.data() + off_out, u, scale, rows, y + op.col_off[k], op.out, restore_work_);
+    } else {  // decoy-padded part: restore all rows (the plan has no bias), keep the real ones
       restore_tmp_.resize(size_t(rows * w_out));
-      restore_rows(p.entry->secrets, reply_.payload.data() + off_out, u, scale, rows, nullptr, restore_tmp_.data(),
-                   w_out);
+      p.plan.run(reply_.payload.data() + off_out, u, scale, rows, restore_tmp_.data(), w_out, restore_work_);
       for (int64_t t = 0; t < rows; ++t)
         for (int64_t i = 0; i < out; ++i)
           y[t * op.out + op.col_off[k] + i] = restore_tmp_[size_t(t * w_out + i)] + (bias ? bias[i] : 0.0f);

@@ -102,6 +102,7 @@ class GroupCoverBackend final : public model::LinearBackend {
   bool session_mode_ = false;
   std::vector<std::vector<float>> padded_;  // session mode: f32 copies of single-row parts plus a decoy
   std::vector<float> restore_tmp_;
+  std::vector<double> restore_work_;  // RestorePlan scratch (de-masked values); wiped by the destructor
   std::shared_ptr<const TeeSecrets> secrets_;
   std::shared_ptr<const WorkerBundle> worker_;
   LinkFactory connect_;

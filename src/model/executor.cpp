@@ -37,8 +37,8 @@ Result<std::unique_ptr<Executor>> Executor::create(std::shared_ptr<const WeightF
   }
   CML_RETURN_IF_ERROR(ex->backend_->finalize());
   ex->max_context_ = options.max_context > 0 ? std::min(options.max_context, config.max_context) : config.max_context;
-  ex->cache_ =
-      std::make_unique<KvCache>(range.end - range.begin, config.kv_dim(), ex->max_context_, options.max_sequences);
+  ex->cache_ = std::make_unique<KvCache>(range.end - range.begin, config.kv_dim(), ex->max_context_,
+                                         options.max_sequences, options.kv_reuse);
   return ex;
 }
 

@@ -39,6 +39,9 @@ struct ExecutorOptions {
   int threads = 1;             // compute threads (pool shared by kernels and the BLAS backend)
   int64_t max_sequences = 64;  // sequences in flight at once
   int64_t max_context = 0;     // 0: the model's context length; otherwise the smaller of the two
+  // Caches of dropped sequences kept (wiped) for the next ones: −1 as many as were in flight at once,
+  // 0 none (every sequence maps fresh memory), n at most n.
+  int64_t kv_reuse = -1;
   // Backend for the weight products; null: a BlasLinearBackend owned by the executor. An external backend
   // must outlive the executor and must not have been finalized.
   LinearBackend* backend = nullptr;
@@ -87,7 +90,8 @@ class Executor {
   const std::vector<std::string>& used_tensors() const { return model_->used_tensors(); }
 
   Status start_sequence(SeqId seq);
-  // Forgets a sequence and frees its cache; NOT_FOUND if unknown.
+  // Forgets a sequence and wipes its cache (kept for reuse, see ExecutorOptions::kv_reuse); NOT_FOUND if
+  // unknown.
   Status drop_sequence(SeqId seq);
   // Current length (tokens in the cache), or NOT_FOUND.
   Result<int64_t> sequence_length(SeqId seq);

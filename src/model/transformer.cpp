@@ -100,6 +100,7 @@ void Transformer::attend(std::span<const SeqSlice> seqs, int64_t layer, float* q
   for (const SeqSlice& s : seqs) {
     float* kc = s.kv->k(layer);
     float* vc = s.kv->v(layer);
+    s.kv->note_written(s.start_pos + s.n);
     for (int64_t t = 0; t < s.n; ++t) {
       const float* src = qkv + (row + t) * qkv_stride;
       std::memcpy(kc + (s.start_pos + t) * kv_dim, src + k_off, static_cast<size_t>(kv_dim) * 4);

@@ -98,37 +98,69 @@ class FdStream final : public Stream {
   FdStream(int fd, std::string peer) : fd_(fd), peer_(std::move(peer)) { set_nonblocking(fd_); }
   ~FdStream() override { ::close(fd_); }
 
+  // Reads go through a small user-space buffer: a record's header read also brings its body (and any
+  // records behind it) in the same recv. Reads of at least the buffer's size go straight into the
+  // caller's memory once the buffer is drained (no extra copy for large tensors).
   Result<size_t> read_some(MutableByteSpan buf, Deadline deadline) override {
     if (buf.empty()) return size_t{0};
+    if (aborted_.load(std::memory_order_relaxed)) return unavailable("stream to " + peer_ + " aborted");
+    if (rpos_ < rend_) return take_buffered(buf);
+    const bool direct = buf.size() >= kRecvBuffer;
+    if (!direct && !rbuf_) rbuf_ = std::make_unique<uint8_t[]>(kRecvBuffer);
+    uint8_t* const dst = direct ? buf.data() : rbuf_.get();
+    const size_t cap = direct ? buf.size() : kRecvBuffer;
+    auto receive = [&] { return ::recv(fd_, dst, cap, 0); };
     bool spun = false;
+    bool tried = false;  // a recv ran in this call
     std::chrono::steady_clock::time_point t0;
+    // No spin budget left means recent waits were long: the data is most likely not there yet, so wait in
+    // ppoll at once instead of paying for a recv (and the spin's one poll) that would fail.
+    bool poll_first = read_spin_.budget().count() == 0 && !deadline.expired();
     for (;;) {
       if (aborted_.load(std::memory_order_relaxed)) return unavailable("stream to " + peer_ + " aborted");
-      ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !spun) {
-        // Nothing buffered: poll the socket briefly before sleeping in ppoll (see base/spin.h).
+      ssize_t n = -1;
+      int err = EAGAIN;
+      if (poll_first) {
+        poll_first = false;
         spun = true;
         t0 = std::chrono::steady_clock::now();
-        if (read_spin_.spin([&] {
-              n = ::recv(fd_, buf.data(), buf.size(), 0);
-              return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
-            })) {
-          spun = false;  // data came while spinning: nothing to learn from a blocking wait
+      } else {
+        n = receive();
+        err = errno;
+        tried = true;
+        if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK) && !spun) {
+          // Nothing buffered: poll the socket briefly before sleeping in ppoll (see base/spin.h).
+          spun = true;
+          t0 = std::chrono::steady_clock::now();
+          if (read_spin_.spin([&] {
+                n = receive();
+                err = errno;
+                return n >= 0 || (err != EAGAIN && err != EWOULDBLOCK);
+              })) {
+            spun = false;  // data came while spinning: nothing to learn from a blocking wait
+          }
         }
       }
       if (n > 0) {
         if (spun) read_spin_.record_wait(std::chrono::steady_clock::now() - t0);
-        return static_cast<size_t>(n);
+        if (direct) return static_cast<size_t>(n);
+        rpos_ = 0;
+        rend_ = static_cast<size_t>(n);
+        return take_buffered(buf);
       }
       if (n == 0) {
         if (aborted_.load(std::memory_order_relaxed)) return unavailable("stream to " + peer_ + " aborted");
         return size_t{0};
       }
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return unavailable("read from " + peer_ + ": " + errno_text(errno));
+      if (err == EINTR) continue;
+      if (err != EAGAIN && err != EWOULDBLOCK) return unavailable("read from " + peer_ + ": " + errno_text(err));
       Status st = wait_fd(fd_, POLLIN, deadline);
-      if (!st.is_ok())
-        return st.code() == StatusCode::kTimeout ? timeout_error("read from " + peer_ + ": deadline passed") : st;
+      if (!st.is_ok()) {
+        if (st.code() != StatusCode::kTimeout) return st;
+        // As with recv first: bytes that are already there are returned even at the deadline.
+        if (!tried) continue;
+        return timeout_error("read from " + peer_ + ": deadline passed");
+      }
     }
   }
 
@@ -179,8 +211,21 @@ class FdStream final : public Stream {
  private:
   int fd_;
   std::string peer_;
+  static constexpr size_t kRecvBuffer = 64 * 1024;
+
+  // Copies buffered bytes (there are some) to `buf`.
+  size_t take_buffered(MutableByteSpan buf) {
+    const size_t n = std::min(buf.size(), rend_ - rpos_);
+    std::memcpy(buf.data(), rbuf_.get() + rpos_, n);
+    rpos_ += n;
+    return n;
+  }
+
   std::atomic<bool> aborted_{false};
   AdaptiveSpin read_spin_;  // the reading thread's
+  // Receive buffer (the reading thread's): bytes [rpos_, rend_) are received and not yet read.
+  std::unique_ptr<uint8_t[]> rbuf_;
+  size_t rpos_ = 0, rend_ = 0;
 };
 
 // Accepts on a listening fd (TCP or VSock) with a wake eventfd for close().

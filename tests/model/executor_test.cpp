@@ -298,6 +298,32 @@ TEST_P(ExecutorArch, RewindReplacesLaterPositions) {
   EXPECT_EQ(a, b);
 }
 
+TEST_P(ExecutorArch, SequenceAfterADroppedOneEqualsAFreshExecutor) {
+  // The second sequence reuses the first one's (wiped) cache block; it is shorter, so the block still holds
+  // positions the first sequence wrote beyond the second one's length (zeros now), which must not matter.
+  auto f = model(GetParam());
+  auto e = exec(f, {0, -1});
+  auto fresh = exec(f, {0, -1});
+  std::vector<float> a, b;
+  ASSERT_TRUE(e->start_sequence(1).is_ok());
+  ASSERT_TRUE(e->forward(1, 0, std::vector<int32_t>{5, 9, 2, 44, 3, 17, 8, 60, 1, 2, 3, 4, 5, 6, 7, 8, 9}, a).is_ok());
+  for (int t = 0; t < 6; ++t) ASSERT_TRUE(e->forward(1, 17 + t, std::vector<int32_t>{t + 10}, a).is_ok());
+  ASSERT_TRUE(e->drop_sequence(1).is_ok());
+  ASSERT_TRUE(e->start_sequence(2).is_ok());
+  ASSERT_TRUE(fresh->start_sequence(2).is_ok());
+  std::vector<int32_t> prompt = {3, 1, 4, 1, 5};
+  ASSERT_TRUE(e->forward(2, 0, prompt, a).is_ok());
+  ASSERT_TRUE(fresh->forward(2, 0, prompt, b).is_ok());
+  EXPECT_EQ(a, b);
+  for (int t = 0; t < 4; ++t) {
+    ASSERT_TRUE(e->forward(2, 5 + t, std::vector<int32_t>{t + 20}, a).is_ok());
+    ASSERT_TRUE(fresh->forward(2, 5 + t, std::vector<int32_t>{t + 20}, b).is_ok());
+    EXPECT_EQ(a, b);
+  }
+  // A start position past the new sequence's length (where the old one had data) is refused.
+  EXPECT_FALSE(e->forward(2, 12, std::vector<int32_t>{1}, a).is_ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Both, ExecutorArch, ::testing::Values(true, false),
                          [](const auto& i) { return i.param ? "llama" : "gpt2"; });
 
@@ -366,6 +392,63 @@ TEST(HfConfigJson, ParsesKnownFieldsAndRefusesJunk) {
   auto wrong_type = parse_hf_config_json(R"({"n_head": "4"})");
   ASSERT_TRUE(wrong_type.is_ok());
   EXPECT_FALSE(wrong_type->n_heads.has_value());
+}
+
+}  // namespace
+}  // namespace cml::model
+
+namespace cml::model {
+namespace {
+
+TEST(KvCache, DroppedBlocksAreWipedAndReused) {
+  const int64_t layers = 2, kv_dim = 8, ctx = 16;
+  KvCache c(layers, kv_dim, ctx, 4);
+  ASSERT_TRUE(c.add(1).is_ok());
+  KvSequence* s = c.find(1);
+  ASSERT_NE(s, nullptr);
+  // A step wrote 6 positions but only 2 were committed (e.g. a failed or rewound step).
+  s->note_written(6);
+  for (int64_t l = 0; l < layers; ++l)
+    for (int64_t i = 0; i < 6 * kv_dim; ++i) {
+      s->k(l)[i] = 1.5f;
+      s->v(l)[i] = -2.5f;
+    }
+  s->set_length(2);
+  float* block = s->k(0);
+  ASSERT_TRUE(c.drop(1));
+  EXPECT_EQ(c.free_blocks(), 1u);
+  ASSERT_TRUE(c.add(2).is_ok());
+  EXPECT_EQ(c.free_blocks(), 0u);
+  KvSequence* t = c.find(2);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->k(0), block);  // reused
+  EXPECT_EQ(t->length(), 0);
+  EXPECT_EQ(t->written(), 0);
+  for (int64_t l = 0; l < layers; ++l)
+    for (int64_t i = 0; i < 6 * kv_dim; ++i) {
+      EXPECT_EQ(t->k(l)[i], 0.0f);
+      EXPECT_EQ(t->v(l)[i], 0.0f);
+    }
+}
+
+TEST(KvCache, FreeListIsBounded) {
+  KvCache peak(1, 4, 8, 4);  // default: as many as were in flight at once
+  for (SeqId id = 1; id <= 3; ++id) ASSERT_TRUE(peak.add(id).is_ok());
+  for (SeqId id = 1; id <= 3; ++id) ASSERT_TRUE(peak.drop(id));
+  EXPECT_EQ(peak.free_blocks(), 3u);
+  ASSERT_TRUE(peak.add(7).is_ok());
+  EXPECT_EQ(peak.free_blocks(), 2u);
+  EXPECT_FALSE(peak.drop(99));
+
+  KvCache capped(1, 4, 8, 4, 1);
+  for (SeqId id = 1; id <= 3; ++id) ASSERT_TRUE(capped.add(id).is_ok());
+  for (SeqId id = 1; id <= 3; ++id) ASSERT_TRUE(capped.drop(id));
+  EXPECT_EQ(capped.free_blocks(), 1u);
+
+  KvCache none(1, 4, 8, 4, 0);
+  ASSERT_TRUE(none.add(1).is_ok());
+  ASSERT_TRUE(none.drop(1));
+  EXPECT_EQ(none.free_blocks(), 0u);
 }
 
 }  // namespace

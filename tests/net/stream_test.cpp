@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <thread>
+#include <vector>
 
 #include "net_test_util.h"
 
@@ -143,6 +145,97 @@ TEST(Tcp, TimeoutsAndAbort) {
   std::thread t2([&] { (*l)->close(); });
   NET_EXPECT_ERROR((*l)->accept(testing::soon()), StatusCode::kAborted, "closed");
   t2.join();
+}
+
+std::pair<std::unique_ptr<Stream>, std::unique_ptr<Stream>> tcp_pair() {
+  auto l = listen(parse_endpoint("tcp://127.0.0.1:0").value());
+  EXPECT_TRUE(l.is_ok());
+  if (!l.is_ok()) return {};
+  auto c = connect(parse_endpoint((*l)->local_endpoint()).value(), testing::soon());
+  auto s = (*l)->accept(testing::soon());
+  EXPECT_TRUE(c.is_ok() && s.is_ok());
+  if (!c.is_ok() || !s.is_ok()) return {};
+  return {std::move(*c), std::move(*s)};
+}
+
+// A record as the channel frames it: a 13-byte header, then the body.
+Bytes record(size_t body, uint8_t seed) {
+  Bytes r(13 + body);
+  for (size_t i = 0; i < r.size(); ++i) r[i] = static_cast<uint8_t>(seed + i * 31 + (i >> 8));
+  return r;
+}
+
+void read_record(Stream& s, const Bytes& want) {
+  Bytes header(13), body(want.size() - 13);
+  NET_ASSERT_OK(s.read_exact(header, testing::soon()));
+  NET_ASSERT_OK(s.read_exact(body, testing::soon()));
+  EXPECT_TRUE(std::equal(header.begin(), header.end(), want.begin()));
+  EXPECT_TRUE(std::equal(body.begin(), body.end(), want.begin() + 13));
+}
+
+TEST(Tcp, RecordSplitAcrossManyTinyWrites) {
+  auto [c, s] = tcp_pair();
+  ASSERT_TRUE(c && s);
+  // Small records byte by byte, and one larger than the receive buffer in 7-byte pieces.
+  const std::vector<Bytes> records = {record(3000, 1), record(0, 2), record(100000, 3), record(5, 4)};
+  std::thread w([&, &c = c] {
+    for (const Bytes& r : records) {
+      const size_t piece = r.size() > 20000 ? 7 : 1;
+      for (size_t i = 0; i < r.size(); i += piece) {
+        const size_t n = std::min(piece, r.size() - i);
+        ASSERT_TRUE(c->write_all(ByteSpan(r.data() + i, n), testing::soon()).is_ok());
+      }
+    }
+    ASSERT_TRUE(c->shutdown_write().is_ok());
+  });
+  for (const Bytes& r : records) read_record(*s, r);
+  uint8_t one;
+  auto eof = s->read_some(MutableByteSpan(&one, 1), testing::soon());
+  NET_ASSERT_OK(eof);
+  EXPECT_EQ(*eof, 0u);
+  w.join();
+}
+
+TEST(Tcp, SeveralRecordsInOneSegment) {
+  auto [c, s] = tcp_pair();
+  ASSERT_TRUE(c && s);
+  // Records of every kind back to back in one write: small ones end inside the receive buffer, the
+  // 70000-byte body is read partly from the buffer and partly straight into the caller's memory.
+  const std::vector<Bytes> records = {record(40, 5), record(0, 6), record(1200, 7), record(70000, 8), record(3, 9)};
+  Bytes all;
+  for (const Bytes& r : records) all.insert(all.end(), r.begin(), r.end());
+  NET_ASSERT_OK(c->write_all(all, testing::soon()));
+  NET_ASSERT_OK(c->shutdown_write());
+  for (const Bytes& r : records) read_record(*s, r);
+  // End of stream only after every buffered byte, and then again.
+  uint8_t one;
+  for (int i = 0; i < 2; ++i) {
+    auto eof = s->read_some(MutableByteSpan(&one, 1), testing::soon());
+    NET_ASSERT_OK(eof);
+    EXPECT_EQ(*eof, 0u);
+  }
+}
+
+TEST(Tcp, AbortDiscardsBufferedBytesAndTimeoutKeepsThem) {
+  auto [c, s] = tcp_pair();
+  ASSERT_TRUE(c && s);
+  const Bytes a = record(20, 1), b = record(20, 2);
+  Bytes both(a);
+  both.insert(both.end(), b.begin(), b.end());
+  NET_ASSERT_OK(c->write_all(both, testing::soon()));
+  read_record(*s, a);  // b is (most likely) in the receive buffer now
+  // A deadline that has passed still returns bytes that are there.
+  Bytes header(13);
+  NET_ASSERT_OK(s->read_exact(header, Deadline::after(milliseconds(0))));
+  EXPECT_TRUE(std::equal(header.begin(), header.end(), b.begin()));
+  Bytes body(20);
+  NET_ASSERT_OK(s->read_exact(body, testing::soon()));
+  uint8_t buf[8];
+  NET_EXPECT_ERROR(s->read_some(buf, Deadline::after(milliseconds(20))), StatusCode::kTimeout, "deadline");
+  NET_ASSERT_OK(c->write_all(both, testing::soon()));
+  read_record(*s, a);
+  s->abort();
+  NET_EXPECT_ERROR(s->read_some(buf, testing::soon()), StatusCode::kUnavailable, "aborted");
 }
 
 TEST(Tcp, ConnectRefused) {

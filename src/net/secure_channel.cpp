@@ -474,9 +474,8 @@ Status SecureChannel::send_tensor(const TensorView& t, Deadline deadline) {
   CML_RETURN_IF_ERROR(maybe_rekey(deadline));
   CML_RETURN_IF_ERROR(send_record_gather(MsgType::kTensor, flags::kTensor | flags::kMore, head_span, {}, deadline));
   ByteSpan rest = t.data;
-  const size_t chunk = std::min<size_t>(max_plain, std::max<uint32_t>(config_.tensor_chunk_bytes, 4096));
   while (!rest.empty()) {
-    const size_t n = std::min(rest.size(), chunk);
+    const size_t n = std::min(rest.size(), max_plain);
     const bool more = n < rest.size();
     CML_RETURN_IF_ERROR(maybe_rekey(deadline));
     CML_RETURN_IF_ERROR(

@@ -95,10 +95,6 @@ struct ChannelConfig {
   uint32_t max_data_size = 1u << 20;
   // Largest tensor accepted (data bytes); checked before allocating.
   uint64_t max_tensor_size = uint64_t(2) << 30;
-  // Sending: a tensor of more than 64 KiB travels in chunks of at most this many data bytes (and at most
-  // what the peer accepts). Chunks let the receiver open one while the sender seals the next, so one
-  // hop's crypto overlaps instead of running seal-then-open; each chunk costs a 29-byte header and tag.
-  uint32_t tensor_chunk_bytes = 32u << 10;
   // Switch to the next key of a direction after this many records or plaintext bytes (whichever first).
   // At most the protocol's limits below.
   uint64_t rekey_after_records = kMaxRecordsPerKey;

@@ -152,34 +152,29 @@ void RestorePlan::run_rest(const double* d, float* yr) const {
   }
 }
 
-void RestorePlan::run_portable(const float* z2, const float* u, const float* scale, int64_t rows, float* y,
-                               int64_t y_stride, std::vector<double>& work) const {
+void RestorePlan::run_with(const Kernels& k, const float* z2, const float* u, const float* scale, int64_t rows,
+                           float* y, int64_t y_stride, std::vector<double>& work) const {
   if (work.size() < size_t(out_)) work.resize(size_t(out_));
   const float* b4 = bias4_.empty() ? nullptr : bias4_.data();
   for (int64_t t = 0; t < rows; ++t) {
     const double c = scale ? double(scale[t]) : 0.0;
-    demask_portable(z2 + t * out_, u ? u + t * out_ : nullptr, c, out_, work.data());
+    k.demask(z2 + t * out_, u ? u + t * out_ : nullptr, c, out_, work.data());
     float* yr = y + t * y_stride;
-    blocks_portable(idx4_.data(), inv4_.data(), b4, n_blocks_, work.data(), yr);
+    k.blocks(idx4_.data(), inv4_.data(), b4, n_blocks_, work.data(), yr);
     run_rest(work.data(), yr);
   }
+}
+
+void RestorePlan::run_portable(const float* z2, const float* u, const float* scale, int64_t rows, float* y,
+                               int64_t y_stride, std::vector<double>& work) const {
+  run_with({demask_portable, blocks_portable}, z2, u, scale, rows, y, y_stride, work);
 }
 
 void RestorePlan::run(const float* z2, const float* u, const float* scale, int64_t rows, float* y, int64_t y_stride,
                       std::vector<double>& work) const {
 #if defined(__x86_64__)
-  if (tensor::cpu_features().avx512) {
-    if (work.size() < size_t(out_)) work.resize(size_t(out_));
-    const float* b4 = bias4_.empty() ? nullptr : bias4_.data();
-    for (int64_t t = 0; t < rows; ++t) {
-      const double c = scale ? double(scale[t]) : 0.0;
-      demask_avx512(z2 + t * out_, u ? u + t * out_ : nullptr, c, out_, work.data());
-      float* yr = y + t * y_stride;
-      blocks_avx512(idx4_.data(), inv4_.data(), b4, n_blocks_, work.data(), yr);
-      run_rest(work.data(), yr);
-    }
-    return;
-  }
+  if (tensor::cpu_features().avx512)
+    return run_with({demask_avx512, blocks_avx512}, z2, u, scale, rows, y, y_stride, work);
 #endif
   run_portable(z2, u, scale, rows, y, y_stride, work);
 }

@@ -46,6 +46,14 @@ class RestorePlan {
 
  private:
   void run_rest(const double* d, float* yr) const;
+  // One kernel set (portable or AVX-512) over every row.
+  struct Kernels {
+    void (*demask)(const float* z, const float* u, double c, int64_t n, double* d);
+    void (*blocks)(const int32_t* idx, const double* inv, const float* bias, int64_t n_blocks, const double* d,
+                   float* y);
+  };
+  void run_with(const Kernels& k, const float* z2, const float* u, const float* scale, int64_t rows, float* y,
+                int64_t y_stride, std::vector<double>& work) const;
 
   int64_t out_ = 0;
   int64_t n_blocks_ = 0;

@@ -179,22 +179,25 @@ Result<ServerHello> parse_server_hello(ByteSpan payload) {
   return m;
 }
 
-Result<ServerFinished> parse_server_finished(ByteSpan payload) {
+namespace {
+// Both Finished messages: code ‖ finished (32 bytes), nothing after.
+template <typename M>
+Result<M> parse_finished_message(ByteSpan payload, uint8_t code, std::string_view name) {
   ByteReader r(payload);
-  CML_RETURN_IF_ERROR(expect_code(r, kServerFinishedCode, "ServerFinished"));
-  ServerFinished m;
+  CML_RETURN_IF_ERROR(expect_code(r, code, name));
+  M m;
   CML_RETURN_IF_ERROR(take_array(r, m.finished, "finished"));
-  CML_RETURN_IF_ERROR(r.expect_end("ServerFinished"));
+  CML_RETURN_IF_ERROR(r.expect_end(name));
   return m;
+}
+}  // namespace
+
+Result<ServerFinished> parse_server_finished(ByteSpan payload) {
+  return parse_finished_message<ServerFinished>(payload, kServerFinishedCode, "ServerFinished");
 }
 
 Result<ClientFinished> parse_client_finished(ByteSpan payload) {
-  ByteReader r(payload);
-  CML_RETURN_IF_ERROR(expect_code(r, kClientFinishedCode, "ClientFinished"));
-  ClientFinished m;
-  CML_RETURN_IF_ERROR(take_array(r, m.finished, "finished"));
-  CML_RETURN_IF_ERROR(r.expect_end("ClientFinished"));
-  return m;
+  return parse_finished_message<ClientFinished>(payload, kClientFinishedCode, "ClientFinished");
 }
 
 Nonce32 responder_evidence_nonce(const Nonce32& initiator_nonce, const Nonce32& responder_nonce) {

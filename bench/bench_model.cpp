@@ -20,6 +20,7 @@ void BM_DecodeStep(benchmark::State& state) {
   cml::model::ExecutorOptions eo;
   eo.threads = static_cast<int>(state.range(1));
   eo.max_sequences = rows;
+  eo.transpose_head = true;  // as `cml stage` serving several sequences
   eo.max_context = 256;
   auto ex = Executor::create(file, cml::model::LayerRange{}, eo);
   if (!ex.is_ok()) return state.SkipWithError(ex.status().to_string().c_str());

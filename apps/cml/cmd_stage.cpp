@@ -24,6 +24,7 @@ struct StageFlags {
   uint32_t index = 0;
   int threads = 1;
   int64_t max_sequences = 64;
+  bool batch_head = false;
   attest::PlatformPaths platform;
 };
 
@@ -71,6 +72,7 @@ int run_stage(const StageFlags& f) {
   eo.threads = f.threads;
   eo.max_sequences = f.max_sequences;
   eo.max_context = m->activation.max_seq_len;
+  eo.transpose_head = f.batch_head;
   auto ex = pipeline::ModelStageExecutor::create(*file, spec.layer_begin, spec.layer_end, eo, std::move(*backend));
   if (!ex) {
     std::fprintf(stderr, "cml stage %u: %s%s\n", f.index, gc ? "offload: " : "", ex.status().to_string().c_str());
@@ -121,6 +123,9 @@ const CommandRegistrar kStage("stage", [](CLI::App& root) {
       ->capture_default_str();
   c->add_option("--threads", f->threads, "Compute threads")->capture_default_str()->check(CLI::Range(1, 256));
   c->add_option("--max-sequences", f->max_sequences, "Sequences in flight")->capture_default_str();
+  c->add_flag("--batch-head", f->batch_head,
+              "Last stage: keep a transposed copy of the output head (vocab x dim more memory) so that steps of "
+              "several sequences run faster; a single sequence's step gets slower");
   c->add_option("--offload-key-file", f->offload_key_file,
                 "Operator key that seals this stage's GroupCover TEE bundle (manifest offload.secrets); "
                 "default: $CML_OFFLOAD_KEY_FILE");

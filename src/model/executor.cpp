@@ -29,7 +29,7 @@ Result<std::unique_ptr<Executor>> Executor::create(std::shared_ptr<const WeightF
     ex->owned_backend_ = std::make_unique<BlasLinearBackend>(ex->pool_);
     ex->backend_ = ex->owned_backend_.get();
   }
-  const bool transpose_head = options.transpose_head.value_or(options.backend == nullptr);
+  const bool transpose_head = options.transpose_head && options.backend == nullptr;
   if (config.arch == Arch::kLlama) {
     CML_ASSIGN_OR_RETURN(ex->model_, make_llama(*ex->file_, config, range, *ex->backend_, ex->pool_, transpose_head));
   } else {

@@ -21,7 +21,6 @@
 
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -48,10 +47,12 @@ struct ExecutorOptions {
   ConfigOverrides overrides;
   // Keep a transposed copy of the output head (vocab × dim more weight memory; GPT-2 124M F32: 154 MB) so
   // that decode steps of several sequences run the head in the multi-row kernel's fast layout (see
-  // Transformer::head_part). Unset: on for the executor's own (local) backend, whatever max_sequences is,
-  // so that one sequence and a batch give the same numbers; off for an external backend (GroupCover
-  // obfuscates the file's layout, and a TEE should not hold a second copy).
-  std::optional<bool> transpose_head;
+  // Transformer::head_part). Only with the executor's own (local) backend; an external backend such as
+  // GroupCover sees the file's layout (and a TEE should not hold a second copy). A trade-off, so off by
+  // default: batches of 4–8 sequences get faster, a single sequence's step slower (the transposed layout
+  // reads y many times per step). `cml stage --batch-head` turns it on. The head's sums are then taken in
+  // another order, so logits differ in the last bits from an executor without it.
+  bool transpose_head = false;
 };
 
 // One sequence's part of a forward step.

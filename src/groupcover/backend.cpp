@@ -559,6 +559,7 @@ BackendStats GroupCoverBackend::stats() const {
     s.masks_taken += ps.taken;
     s.pool_misses += ps.misses;
     s.pool_refills += ps.refills;
+    s.pool_storage += ps.storage;
   }
   s.freivalds_checks = fchecks_;
   s.freivalds_failures = ffail_;

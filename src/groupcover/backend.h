@@ -50,7 +50,7 @@ struct BackendConfig {
 };
 
 struct BackendStats {
-  uint64_t calls = 0, rows = 0, masks_taken = 0, pool_misses = 0, pool_refills = 0;
+  uint64_t calls = 0, rows = 0, masks_taken = 0, pool_misses = 0, pool_refills = 0, pool_storage = 0;
   uint64_t freivalds_checks = 0, freivalds_failures = 0, local_fallbacks = 0, reconnects = 0;
   uint64_t bytes_sent = 0, bytes_received = 0;
 };

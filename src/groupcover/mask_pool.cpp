@@ -26,9 +26,11 @@ MaskPool::~MaskPool() {
 
 void MaskPool::generate(int64_t n, std::vector<float>& r, std::vector<float>& u) {
   thread_local SecureRng rng;
-  r.resize(size_t(n * w2_.in));
-  u.resize(size_t(n * w2_.out));
-  rng.fill_mask(r);
+  // The storage may hold more than n masks (a batch's storage is sized once for a whole batch and
+  // reused): only the first n rows are written.
+  if (r.size() < size_t(n * w2_.in)) r.resize(size_t(n * w2_.in));
+  if (u.size() < size_t(n * w2_.out)) u.resize(size_t(n * w2_.out));
+  rng.fill_mask({r.data(), size_t(n * w2_.in)});
   gemm_abt(r.data(), w2_.data, u.data(), n, w2_.out, w2_.in);
   generated_ += uint64_t(n);
 }
@@ -48,11 +50,21 @@ MaskPool::Batch MaskPool::new_batch(int64_t n) {
   {
     std::lock_guard lock(mu_);
     for (size_t i = 0; i < spare_.size(); ++i) {
-      if (spare_[i].u.capacity() < size_t(n * w2_.out)) continue;
+      if (spare_[i].u.size() < size_t(n * w2_.out)) continue;
       b = std::move(spare_[i]);
       spare_.erase(spare_.begin() + std::ptrdiff_t(i));
       break;
     }
+  }
+  if (b.u.size() < size_t(n * w2_.out)) {
+    // Fresh storage, sized (and paged in) once for a whole batch, so that every later batch, partial
+    // top-ups included, can reuse it: a partial batch's smaller storage would never fit a full refill
+    // and would take a spare slot, leaving every refill to fault in fresh pages (for GPT-2's head, 25 MB
+    // per 128 masks).
+    const int64_t rows = std::max(n, batch_);
+    b.r.assign(size_t(rows * w2_.in), 0.0f);
+    b.u.assign(size_t(rows * w2_.out), 0.0f);
+    ++storage_;
   }
   b.n = n;
   b.next = 0;
@@ -168,7 +180,7 @@ void MaskPool::release(const Lease& l) {
 }
 
 MaskPoolStats MaskPool::stats() const {
-  return {taken_.load(), misses_.load(), refills_.load(), generated_.load()};
+  return {taken_.load(), misses_.load(), refills_.load(), generated_.load(), storage_.load()};
 }
 
 }  // namespace cml::groupcover

@@ -27,6 +27,7 @@ struct MaskPoolStats {
   uint64_t misses = 0;     // of those, drawn synchronously because the pool was empty
   uint64_t refills = 0;    // batch GEMMs run by refill()
   uint64_t generated = 0;  // masks produced (pool + misses)
+  uint64_t storage = 0;    // batch storages allocated (the rest of the batches reuse used-up ones)
 };
 
 class MaskPool {
@@ -83,7 +84,7 @@ class MaskPool {
   std::vector<Batch> spare_;  // used-up batches (wiped) whose storage refill() reuses
   int64_t available_ = 0;
   int64_t in_flight_ = 0;  // masks being produced outside the lock (counted against capacity)
-  std::atomic<uint64_t> taken_{0}, misses_{0}, refills_{0}, generated_{0};
+  std::atomic<uint64_t> taken_{0}, misses_{0}, refills_{0}, generated_{0}, storage_{0};
 };
 
 }  // namespace cml::groupcover

@@ -10,6 +10,7 @@
 
 #include "groupcover/obfuscate.h"
 #include "groupcover/restore.h"
+#include "groupcover/rng.h"
 
 namespace {
 
@@ -82,6 +83,18 @@ void shapes(benchmark::internal::Benchmark* b) {
   for (int64_t out : {50257, 3072, 2304, 768}) b->Args({out, 1});
   b->Args({50257, 8});
 }
+
+// Drawing one refill batch of masks (128 rows of a GPT-2 layer's input width) from the CSPRNG.
+void BM_FillMask(benchmark::State& state) {
+  cml::groupcover::SecureRng rng;
+  std::vector<float> r(size_t(128 * state.range(0)));
+  for (auto _ : state) {
+    rng.fill_mask(r);
+    benchmark::DoNotOptimize(r.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(r.size() * sizeof(float)));
+}
+BENCHMARK(BM_FillMask)->Arg(768)->Arg(3072);
 
 BENCHMARK(BM_RestoreRows)->Apply(shapes);
 BENCHMARK(BM_RestorePlan<false>)->Name("BM_RestorePlan")->Apply(shapes);

@@ -3,7 +3,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/thread_name.h"
 #include "crypto/openssl_error.h"
 
 namespace cml::crypto {
@@ -108,7 +108,7 @@ class EphemeralStock {
     // The lowest priority: the stock is made from spare CPU time and never delays the handshakes it
     // serves (an empty stock only means the caller generates its key itself). Best effort.
     (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
-    pthread_setname_np(pthread_self(), "x25519-refill");
+    name_this_thread("x25519-refill");
     std::unique_lock lk(mu_);
     for (;;) {
       cv_.wait(lk, [&] { return stop_ || keys_.size() < kTarget; });

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <thread>
 
+#include "base/thread_name.h"
 #include "crypto/random.h"
 
 namespace cml::pipeline {
@@ -106,6 +107,7 @@ Status Orchestrator::admit(uint32_t i) {
     down_reason_.erase(i);
   }
   s.reader = std::thread([this, i, link = s.control, epoch = s.epoch, max = opt_.max_control_bytes] {
+    name_this_thread("orch-ctl" + std::to_string(i));
     for (;;) {
       net::Message m;
       Status st = link->recv(m, Deadline::never());
@@ -301,6 +303,7 @@ Status Orchestrator::open_return() {
   const uint64_t epoch = ++return_epoch_;
   const uint32_t max_seq = manifest_.activation.max_seq_len, hidden = manifest_.activation.hidden_size;
   return_reader_ = std::thread([this, link, epoch, max_seq, hidden, last] {
+    name_this_thread("orch-return");
     for (;;) {
       Event e{Event::Kind::kResult, last, epoch, ctl::Shutdown{}, {}, {}};
       Status st = recv_step(*link, e.step, Deadline::never(), max_seq, hidden);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "base/thread_name.h"
 #include "pipeline/overloaded.h"
 
 namespace cml::pipeline {
@@ -44,9 +45,19 @@ Status StageRuntime::start(const std::string& control_override, const std::strin
   if (!dl) return dl.status().with_context("stage " + std::to_string(index_) + " data listener");
   control_listener_ = std::move(*cl);
   data_listener_ = std::move(*dl);
-  control_acceptor_ = std::thread([this] { control_accept_loop(); });
-  data_acceptor_ = std::thread([this] { data_accept_loop(); });
-  data_worker_ = std::thread([this] { data_loop(); });
+  const std::string tag = "stage" + std::to_string(index_);
+  control_acceptor_ = std::thread([this, tag] {
+    name_this_thread(tag + "-ctl-acc");
+    control_accept_loop();
+  });
+  data_acceptor_ = std::thread([this, tag] {
+    name_this_thread(tag + "-data-acc");
+    data_accept_loop();
+  });
+  data_worker_ = std::thread([this, tag] {
+    name_this_thread(tag + "-data");
+    data_loop();
+  });
   return ok_status();
 }
 
@@ -165,8 +176,10 @@ void StageRuntime::control_accept_loop() {
       ready_ = false;
       control_ = link;
     }
-    control_thread_ =
-        std::thread([this, link, data = std::move(first.data)]() mutable { control_session(link, std::move(data)); });
+    control_thread_ = std::thread([this, link, data = std::move(first.data)]() mutable {
+      name_this_thread("stage" + std::to_string(index_) + "-ctl");
+      control_session(link, std::move(data));
+    });
   }
 }
 

@@ -80,6 +80,8 @@ HmacSha256::HmacSha256(ByteSpan key) : impl_(std::make_unique<Impl>()) {
             EVP_MAC_init(impl_->ctx, key.empty() ? &kEmpty : key.data(), key.size(), nullptr) == 1);
 }
 HmacSha256::~HmacSha256() = default;
+HmacSha256::HmacSha256(HmacSha256&&) noexcept = default;
+HmacSha256& HmacSha256::operator=(HmacSha256&&) noexcept = default;
 
 HmacSha256& HmacSha256::update(ByteSpan data) {
   CML_CHECK(data.empty() || EVP_MAC_update(impl_->ctx, data.data(), data.size()) == 1);

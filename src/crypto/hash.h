@@ -25,6 +25,8 @@ class HmacSha256 {
   ~HmacSha256();
   HmacSha256(const HmacSha256&) = delete;
   HmacSha256& operator=(const HmacSha256&) = delete;
+  HmacSha256(HmacSha256&&) noexcept;
+  HmacSha256& operator=(HmacSha256&&) noexcept;
   HmacSha256& update(ByteSpan data);
   Digest256 finish();
 

@@ -25,15 +25,23 @@ Result<SecretBytes> hkdf_sha256_extract(ByteSpan salt, ByteSpan ikm) {
 }
 
 Result<SecretBytes> hkdf_sha256_expand(ByteSpan prk, ByteSpan info, size_t length) {
-  if (length == 0 || length > 255 * 32) return invalid_argument("HKDF-SHA256 output length must be 1..8160");
+  CML_ASSIGN_OR_RETURN(HkdfExpander x, HkdfExpander::create(prk));
+  return x.expand(info, length);
+}
+
+Result<HkdfExpander> HkdfExpander::create(ByteSpan prk) {
   if (prk.size() < 32) return invalid_argument("HKDF PRK must be at least 32 bytes");
+  return HkdfExpander(prk);
+}
+
+Result<SecretBytes> HkdfExpander::expand(ByteSpan info, size_t length) {
+  if (length == 0 || length > 255 * 32) return invalid_argument("HKDF-SHA256 output length must be 1..8160");
   SecretBytes out(length);
-  HmacSha256 mac(prk);
   Digest256 block{};
   for (size_t done = 0, i = 1; done < length; ++i) {
-    if (i > 1) mac.update(block);
+    if (i > 1) mac_.update(block);
     const uint8_t counter = static_cast<uint8_t>(i);
-    block = mac.update(info).update(ByteSpan(&counter, 1)).finish();
+    block = mac_.update(info).update(ByteSpan(&counter, 1)).finish();
     const size_t n = std::min(block.size(), length - done);
     std::copy_n(block.begin(), n, out.data() + done);
     done += n;

@@ -241,13 +241,13 @@ crypto::Digest256 transcript_hash(const ClientHello& ch, const ServerHello& sh) 
 
 Result<KeySchedule> derive_key_schedule(ByteSpan shared_secret, const crypto::Digest256& transcript) {
   CML_ASSIGN_OR_RETURN(crypto::SecretBytes prk, crypto::hkdf_sha256_extract(transcript, shared_secret));
+  CML_ASSIGN_OR_RETURN(crypto::HkdfExpander x, crypto::HkdfExpander::create(prk.span()));
   KeySchedule ks;
-  CML_ASSIGN_OR_RETURN(ks.key_i2r, crypto::hkdf_sha256_expand(prk.span(), as_bytes("cml-v5 key i2r"), 32));
-  CML_ASSIGN_OR_RETURN(ks.key_r2i, crypto::hkdf_sha256_expand(prk.span(), as_bytes("cml-v5 key r2i"), 32));
-  CML_ASSIGN_OR_RETURN(ks.finished_init, crypto::hkdf_sha256_expand(prk.span(), as_bytes("cml-v5 finished init"), 32));
-  CML_ASSIGN_OR_RETURN(ks.finished_resp, crypto::hkdf_sha256_expand(prk.span(), as_bytes("cml-v5 finished resp"), 32));
-  CML_ASSIGN_OR_RETURN(crypto::SecretBytes sid,
-                       crypto::hkdf_sha256_expand(prk.span(), as_bytes("cml-v5 session id"), 32));
+  CML_ASSIGN_OR_RETURN(ks.key_i2r, x.expand(as_bytes("cml-v5 key i2r"), 32));
+  CML_ASSIGN_OR_RETURN(ks.key_r2i, x.expand(as_bytes("cml-v5 key r2i"), 32));
+  CML_ASSIGN_OR_RETURN(ks.finished_init, x.expand(as_bytes("cml-v5 finished init"), 32));
+  CML_ASSIGN_OR_RETURN(ks.finished_resp, x.expand(as_bytes("cml-v5 finished resp"), 32));
+  CML_ASSIGN_OR_RETURN(crypto::SecretBytes sid, x.expand(as_bytes("cml-v5 session id"), 32));
   std::memcpy(ks.session_id.data(), sid.data(), kSessionIdSize);
   return ks;
 }

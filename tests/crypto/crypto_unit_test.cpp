@@ -330,6 +330,28 @@ TEST(Hkdf, ArgumentRulesAndStructure) {
   EXPECT_EQ(hkdf_sha256_expand(pattern(31, 0), info, 32).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(Hkdf, ExpanderServesSeveralOutputsOfOnePrk) {
+  // RFC 5869 test case 1: PRK and OKM.
+  const Bytes prk = from_hex("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5").value();
+  const Bytes info = from_hex("f0f1f2f3f4f5f6f7f8f9").value();
+  const std::string okm = "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865";
+  auto x = HkdfExpander::create(prk);
+  ASSERT_TRUE(x.is_ok());
+  // Earlier outputs (one of several blocks, one refused) leave no state behind for the next.
+  auto other = x.value().expand(to_bytes("other"), 100);
+  ASSERT_TRUE(other.is_ok());
+  EXPECT_EQ(x.value().expand(info, 0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(x.value().expand(info, 255 * 32 + 1).status().code(), StatusCode::kInvalidArgument);
+  auto first = x.value().expand(info, 42), again = x.value().expand(info, 42);
+  ASSERT_TRUE(first.is_ok() && again.is_ok());
+  EXPECT_EQ(to_hex(first.value().span()), okm);
+  EXPECT_EQ(to_hex(again.value().span()), okm);
+  auto direct = hkdf_sha256_expand(prk, to_bytes("other"), 100);
+  ASSERT_TRUE(direct.is_ok());
+  EXPECT_EQ(to_hex(other.value().span()), to_hex(direct.value().span()));
+  EXPECT_EQ(HkdfExpander::create(pattern(31, 0)).status().code(), StatusCode::kInvalidArgument);
+}
+
 // ---- X25519 ----
 
 TEST(X25519, EphemeralStockHandsOutEachKeyOnceFromManyThreads) {

@@ -1,8 +1,10 @@
 #include "tensor/half.h"
 
 #include <cstdlib>
+#include <string_view>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -62,6 +64,14 @@ const CpuFeatures& cpu_features() {
     __builtin_cpu_init();
     c.avx512 =
         __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+    c.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
+    if (const char* cap = std::getenv("CML_ISA")) {
+      const std::string_view v(cap);
+      if (v == "avx2" || v == "portable") c.avx512 = false;
+      if (v == "portable") c.avx2 = false;
+    }
 #endif
     return c;
   }();

@@ -35,10 +35,13 @@ void convert_to_f32(DType src_type, const void* src, float* dst, int64_t n);
 // dst (F16 or BF16 or F32) from f32.
 void convert_from_f32(const float* src, DType dst_type, void* dst, int64_t n);
 
-// CPU features detected once at start-up. Kernels have an AVX-512 path (F/BW/VL, which imply FMA and the
-// F16 conversions) and a portable path for every other CPU.
+// CPU features detected once at start-up. The decode kernels have an AVX-512 path (F/BW/VL, which imply FMA
+// and the F16 conversions), an AVX2 path (AVX2 + FMA + F16C: AMD Zen 1-3, Intel Haswell and later client
+// parts) that computes the same bits as the AVX-512 one, and a portable path for every other CPU.
+// CML_ISA=avx2 or CML_ISA=portable in the environment caps what is used (for comparisons and tests).
 struct CpuFeatures {
   bool avx512 = false;  // avx512f + avx512bw + avx512vl
+  bool avx2 = false;    // avx2 + fma + f16c
 };
 const CpuFeatures& cpu_features();
 

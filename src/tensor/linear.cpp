@@ -8,9 +8,11 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "tensor/half.h"
@@ -60,6 +62,32 @@ void axpy_portable(const WeightView& w, const float* x, int64_t ldx, int64_t row
       float* yr = y + r * ldy;
       for (int64_t o = ob; o < oe; ++o) yr[o] += xs * load1<D>(wk, o);
     }
+  }
+}
+
+// Calls f(std::integral_constant<int, R>{}) with R = rows, for 1 <= rows <= kGemvMaxRows: each group size
+// has its own kernel instance.
+template <typename F>
+void with_rows(int64_t rows, F&& f) {
+  switch (rows) {
+    case 1:
+      return f(std::integral_constant<int, 1>{});
+    case 2:
+      return f(std::integral_constant<int, 2>{});
+    case 3:
+      return f(std::integral_constant<int, 3>{});
+    case 4:
+      return f(std::integral_constant<int, 4>{});
+    case 5:
+      return f(std::integral_constant<int, 5>{});
+    case 6:
+      return f(std::integral_constant<int, 6>{});
+    case 7:
+      return f(std::integral_constant<int, 7>{});
+    case 8:
+      return f(std::integral_constant<int, 8>{});
+    default:
+      std::abort();
   }
 }
 
@@ -412,28 +440,265 @@ void gemv_avx512_group(const WeightView& w, const float* x, int64_t ldx, int64_t
       split_even_odd(x, ldx, rows, w.in, xs.data());
     }
   }
-#define CML_CASE(R)                                                                                                   \
-  case R:                                                                                                             \
-    if (w.transposed && R > 1) return axpy_tiled_avx512<D, R>(w, x, ldx, y, ldy, ob, oe);                             \
-    if constexpr (D == DType::kBF16) {                                                                                \
-      if (w.transposed) return axpy_bf16_avx512<R>(w, x, ldx, y, ldy, ob, oe);                                        \
-    }                                                                                                                 \
-    if (w.transposed) return axpy_avx512<D, R>(w, x, ldx, y, ldy, ob, oe);                                            \
-    if constexpr (D == DType::kBF16) return dot_bf16_avx512<R>(w, xs.data(), w.in / 32 * 32, x, ldx, y, ldy, ob, oe); \
+  with_rows(rows, [&](auto rc) {
+    constexpr int R = decltype(rc)::value;
+    if (w.transposed && R > 1) return axpy_tiled_avx512<D, R>(w, x, ldx, y, ldy, ob, oe);
+    if constexpr (D == DType::kBF16) {
+      if (w.transposed) return axpy_bf16_avx512<R>(w, x, ldx, y, ldy, ob, oe);
+    }
+    if (w.transposed) return axpy_avx512<D, R>(w, x, ldx, y, ldy, ob, oe);
+    if constexpr (D == DType::kBF16) return dot_bf16_avx512<R>(w, xs.data(), w.in / 32 * 32, x, ldx, y, ldy, ob, oe);
     return dot_avx512<D, R>(w, x, ldx, y, ldy, ob, oe);
-  switch (rows) {
-    CML_CASE(1)
-    CML_CASE(2)
-    CML_CASE(3)
-    CML_CASE(4)
-    CML_CASE(5)
-    CML_CASE(6)
-    CML_CASE(7)
-    CML_CASE(8)
-    default:
-      std::abort();
+  });
+}
+
+// ---- AVX2 decode kernels -----------------------------------------------------------------------------
+// The same arithmetic as the AVX-512 kernels, eight lanes at a time: a 16-lane accumulator is two 8-lane
+// halves, every product is one FMA in the same order, and the dot form's final reduction repeats
+// _mm512_reduce_add_ps step by step. So a stage on an AVX2 host computes the same bits as one on an
+// AVX-512 host (LinearTest.GemvMatchesTheAvx512Arithmetic checks both against a scalar model).
+#define CML_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+template <DType D>
+CML_AVX2 inline __m256 load8(const void* base, int64_t i) {
+  if constexpr (D == DType::kF32) {
+    return _mm256_loadu_ps(static_cast<const float*>(base) + i);
+  } else if constexpr (D == DType::kBF16) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  } else {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i));
+    return _mm256_cvtph_ps(h);
   }
-#undef CML_CASE
+}
+
+// Elements i .. i+n-1 (n < 8) as f32, the other lanes zero (as the AVX-512 kernels' masked loads).
+template <DType D>
+CML_AVX2 inline __m256 load8_partial(const void* base, int64_t i, int64_t n) {
+  alignas(32) float t[8] = {};
+  for (int64_t j = 0; j < n; ++j) t[j] = load1<D>(base, i + j);
+  return _mm256_load_ps(t);
+}
+
+// Elements i .. i+n-1 of a 16-lane block (n <= 16) as two halves, zero beyond n.
+template <DType D>
+CML_AVX2 inline void load16_partial(const void* base, int64_t i, int64_t n, __m256& lo, __m256& hi) {
+  lo = n >= 8 ? load8<D>(base, i) : load8_partial<D>(base, i, n);
+  hi = n > 8 ? (n >= 16 ? load8<D>(base, i + 8) : load8_partial<D>(base, i + 8, n - 8)) : _mm256_setzero_ps();
+}
+
+// _mm512_reduce_add_ps(a0 + a1) of two 16-lane accumulators held as halves.
+CML_AVX2 inline float reduce16(__m256 a0lo, __m256 a0hi, __m256 a1lo, __m256 a1hi) {
+  const __m256 lo = _mm256_add_ps(a0lo, a1lo), hi = _mm256_add_ps(a0hi, a1hi);
+  const __m256 t3 = _mm256_add_ps(hi, lo);
+  const __m128 t6 = _mm_add_ps(_mm256_extractf128_ps(t3, 1), _mm256_castps256_ps128(t3));
+  const __m128 t8 = _mm_add_ps(t6, _mm_shuffle_ps(t6, t6, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm_cvtss_f32(t8) + _mm_cvtss_f32(_mm_shuffle_ps(t8, t8, _MM_SHUFFLE(1, 1, 1, 1)));
+}
+
+// The masked tail of a dot-form row (rem = in mod 32 elements from `full`), as dot_avx512 does it.
+template <DType D, int R>
+CML_AVX2 inline void dot_tail_avx2(const void* row, const float* x, int64_t ldx, int64_t full, int64_t rem,
+                                   __m256 (&a)[R][4]) {
+  __m256 wl, wh;
+  load16_partial<D>(row, full, std::min<int64_t>(rem, 16), wl, wh);
+  for (int r = 0; r < R; ++r) {
+    __m256 xl, xh;
+    load16_partial<DType::kF32>(x + r * ldx, full, std::min<int64_t>(rem, 16), xl, xh);
+    a[r][0] = _mm256_fmadd_ps(wl, xl, a[r][0]);
+    a[r][1] = _mm256_fmadd_ps(wh, xh, a[r][1]);
+  }
+  if (rem > 16) {
+    load16_partial<D>(row, full + 16, rem - 16, wl, wh);
+    for (int r = 0; r < R; ++r) {
+      __m256 xl, xh;
+      load16_partial<DType::kF32>(x + r * ldx, full + 16, rem - 16, xl, xh);
+      a[r][2] = _mm256_fmadd_ps(wl, xl, a[r][2]);
+      a[r][3] = _mm256_fmadd_ps(wh, xh, a[r][3]);
+    }
+  }
+}
+
+// dot_avx512 in halves: a[r] = {even 16-block lanes 0-7, 8-15, odd 16-block lanes 0-7, 8-15}.
+template <DType D, int R>
+CML_AVX2 void dot_avx2(const WeightView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t ob,
+                       int64_t oe) {
+  const size_t esz = dtype_size(D);
+  const int64_t in = w.in, full = in / 32 * 32, rem = in - full;
+  for (int64_t o = ob; o < oe; ++o) {
+    const void* row = static_cast<const char*>(w.data) + static_cast<size_t>(o * in) * esz;
+    __m256 a[R][4];
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < 4; ++j) a[r][j] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < full; k += 32) {
+      const __m256 w0 = load8<D>(row, k), w1 = load8<D>(row, k + 8), w2 = load8<D>(row, k + 16),
+                   w3 = load8<D>(row, k + 24);
+      for (int r = 0; r < R; ++r) {
+        const float* xr = x + r * ldx + k;
+        a[r][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr), a[r][0]);
+        a[r][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xr + 8), a[r][1]);
+        a[r][2] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xr + 16), a[r][2]);
+        a[r][3] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xr + 24), a[r][3]);
+      }
+    }
+    if (rem > 0) dot_tail_avx2<D, R>(row, x, ldx, full, rem, a);
+    for (int r = 0; r < R; ++r) y[r * ldy + o] = reduce16(a[r][0], a[r][1], a[r][2], a[r][3]);
+  }
+}
+
+// dot_bf16_avx512 in halves: the even/odd split of 16 bf16 weights per 32-byte load, x split by
+// split_even_odd, the tail in natural order.
+template <int R>
+CML_AVX2 void dot_bf16_avx2(const WeightView& w, const float* xs, int64_t ldxs, const float* x, int64_t ldx, float* y,
+                            int64_t ldy, int64_t ob, int64_t oe) {
+  const int64_t in = w.in, full = in / 32 * 32, rem = in - full;
+  const __m256i hi_mask = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+  for (int64_t o = ob; o < oe; ++o) {
+    const uint16_t* row = static_cast<const uint16_t*>(w.data) + o * in;
+    __m256 a[R][4];
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < 4; ++j) a[r][j] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < full; k += 32) {
+      const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + k));
+      const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + k + 16));
+      const __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)),
+                   o0 = _mm256_castsi256_ps(_mm256_and_si256(v0, hi_mask));
+      const __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)),
+                   o1 = _mm256_castsi256_ps(_mm256_and_si256(v1, hi_mask));
+      for (int r = 0; r < R; ++r) {
+        const float* xr = xs + r * ldxs + k;
+        a[r][0] = _mm256_fmadd_ps(e0, _mm256_loadu_ps(xr), a[r][0]);
+        a[r][1] = _mm256_fmadd_ps(e1, _mm256_loadu_ps(xr + 8), a[r][1]);
+        a[r][2] = _mm256_fmadd_ps(o0, _mm256_loadu_ps(xr + 16), a[r][2]);
+        a[r][3] = _mm256_fmadd_ps(o1, _mm256_loadu_ps(xr + 24), a[r][3]);
+      }
+    }
+    if (rem > 0) dot_tail_avx2<DType::kBF16, R>(row, x, ldx, full, rem, a);
+    for (int r = 0; r < R; ++r) y[r * ldy + o] = reduce16(a[r][0], a[r][1], a[r][2], a[r][3]);
+  }
+}
+
+// Axpy form: y[r, ob:oe] = Σ_k x[r, k] · W[k, ob:oe], per element one FMA per k in k order from zero
+// (as every AVX-512 axpy kernel). A tile of R rows × 8·C columns stays in registers while k runs over
+// every input.
+template <DType D, int R, int C>
+CML_AVX2 void axpy_tile_avx2(const char* wcol, size_t row_bytes, int64_t in, const float* x, int64_t ldx, float* y,
+                             int64_t ldy, int64_t tail) {
+  constexpr int64_t kAhead = 12;
+  const size_t tile_bytes = static_cast<size_t>(8 * C) * dtype_size(D);
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+  const char* wk = wcol;
+  for (int64_t k = 0; k < in; ++k, wk += row_bytes) {
+    if (k + kAhead < in) {
+      const char* ahead = wk + kAhead * row_bytes;
+      for (size_t b = 0; b < tile_bytes; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+    }
+    __m256 v[C];
+    for (int c = 0; c + 1 < C; ++c) v[c] = load8<D>(wk, 8 * c);
+    v[C - 1] = tail == 8 ? load8<D>(wk, 8 * (C - 1)) : load8_partial<D>(wk, 8 * (C - 1), tail);
+    for (int r = 0; r < R; ++r) {
+      const __m256 xb = _mm256_set1_ps(x[r * ldx + k]);
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(xb, v[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float* yr = y + r * ldy;
+    for (int c = 0; c + 1 < C; ++c) _mm256_storeu_ps(yr + 8 * c, acc[r][c]);
+    alignas(32) float t[8];
+    _mm256_store_ps(t, acc[r][C - 1]);
+    std::memcpy(yr + 8 * (C - 1), t, static_cast<size_t>(tail) * 4);
+  }
+}
+
+// One row: k in blocks of four over 8-column blocks of y (y is loaded and stored once per four k).
+template <DType D>
+CML_AVX2 void axpy1_avx2(const WeightView& w, const float* x, float* y, int64_t ob, int64_t oe) {
+  const size_t esz = dtype_size(D);
+  const int64_t n = oe - ob, full = n / 8 * 8;
+  std::memset(y + ob, 0, static_cast<size_t>(n) * 4);
+  const size_t row_bytes = static_cast<size_t>(w.out) * esz;
+  const char* base = static_cast<const char*>(w.data) + ob * esz;
+  int64_t k = 0;
+  for (; k + 4 <= w.in; k += 4) {
+    const char* w0 = base + static_cast<size_t>(k) * row_bytes;
+    const char *w1 = w0 + row_bytes, *w2 = w1 + row_bytes, *w3 = w2 + row_bytes;
+    if (k + 8 <= w.in) {
+      for (int j = 4; j < 8; ++j) {
+        const char* next = w0 + j * row_bytes;
+        for (int64_t b = 0; b < n * static_cast<int64_t>(esz) && b < 512; b += 64) _mm_prefetch(next + b, _MM_HINT_T0);
+      }
+    }
+    const __m256 x0 = _mm256_set1_ps(x[k]), x1 = _mm256_set1_ps(x[k + 1]), x2 = _mm256_set1_ps(x[k + 2]),
+                 x3 = _mm256_set1_ps(x[k + 3]);
+    int64_t o = 0;
+    for (; o < full; o += 8) {
+      __m256 acc = _mm256_loadu_ps(y + ob + o);
+      acc = _mm256_fmadd_ps(x0, load8<D>(w0, o), acc);
+      acc = _mm256_fmadd_ps(x1, load8<D>(w1, o), acc);
+      acc = _mm256_fmadd_ps(x2, load8<D>(w2, o), acc);
+      acc = _mm256_fmadd_ps(x3, load8<D>(w3, o), acc);
+      _mm256_storeu_ps(y + ob + o, acc);
+    }
+    for (; o < n; ++o) {
+      float a = y[ob + o];
+      a = std::fma(x[k], load1<D>(w0, o), a);
+      a = std::fma(x[k + 1], load1<D>(w1, o), a);
+      a = std::fma(x[k + 2], load1<D>(w2, o), a);
+      a = std::fma(x[k + 3], load1<D>(w3, o), a);
+      y[ob + o] = a;
+    }
+  }
+  for (; k < w.in; ++k) {
+    const char* wk = base + static_cast<size_t>(k) * row_bytes;
+    const __m256 xk = _mm256_set1_ps(x[k]);
+    int64_t o = 0;
+    for (; o < full; o += 8)
+      _mm256_storeu_ps(y + ob + o, _mm256_fmadd_ps(xk, load8<D>(wk, o), _mm256_loadu_ps(y + ob + o)));
+    for (; o < n; ++o) y[ob + o] = std::fma(x[k], load1<D>(wk, o), y[ob + o]);
+  }
+}
+
+// Columns per tile for R rows: at most 12 accumulators of the 16 vector registers.
+template <int R>
+constexpr int axpy_tile_width_avx2() {
+  return R <= 2 ? 4 : R <= 4 ? 2 : 1;
+}
+
+template <DType D, int R>
+CML_AVX2 void axpy_avx2(const WeightView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t ob,
+                        int64_t oe) {
+  if constexpr (R == 1) {
+    return axpy1_avx2<D>(w, x, y, ob, oe);
+  } else {
+    constexpr int C = axpy_tile_width_avx2<R>();
+    const size_t esz = dtype_size(D);
+    const size_t row_bytes = static_cast<size_t>(w.out) * esz;
+    const char* base = static_cast<const char*>(w.data);
+    int64_t o = ob;
+    for (; o + 8 * C <= oe; o += 8 * C) axpy_tile_avx2<D, R, C>(base + o * esz, row_bytes, w.in, x, ldx, y + o, ldy, 8);
+    for (; o + 8 <= oe; o += 8) axpy_tile_avx2<D, R, 1>(base + o * esz, row_bytes, w.in, x, ldx, y + o, ldy, 8);
+    if (o < oe) axpy_tile_avx2<D, R, 1>(base + o * esz, row_bytes, w.in, x, ldx, y + o, ldy, oe - o);
+  }
+}
+
+template <DType D>
+void gemv_avx2_group(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t ob,
+                     int64_t oe) {
+  thread_local std::vector<float> xs;
+  if constexpr (D == DType::kBF16) {
+    if (!w.transposed) {
+      xs.resize(static_cast<size_t>(rows * (w.in / 32 * 32)));
+      split_even_odd(x, ldx, rows, w.in, xs.data());
+    }
+  }
+  with_rows(rows, [&](auto rc) {
+    constexpr int R = decltype(rc)::value;
+    if (w.transposed) return axpy_avx2<D, R>(w, x, ldx, y, ldy, ob, oe);
+    if constexpr (D == DType::kBF16) return dot_bf16_avx2<R>(w, xs.data(), w.in / 32 * 32, x, ldx, y, ldy, ob, oe);
+    return dot_avx2<D, R>(w, x, ldx, y, ldy, ob, oe);
+  });
 }
 #endif
 
@@ -442,6 +707,7 @@ void gemv_group(const WeightView& w, const float* x, int64_t ldx, int64_t rows, 
                 int64_t oe) {
 #if defined(__x86_64__)
   if (cpu_features().avx512) return gemv_avx512_group<D>(w, x, ldx, rows, y, ldy, ob, oe);
+  if (cpu_features().avx2) return gemv_avx2_group<D>(w, x, ldx, rows, y, ldy, ob, oe);
 #endif
   if (w.transposed) return axpy_portable<D>(w, x, ldx, rows, y, ldy, ob, oe);
   dot_portable<D>(w, x, ldx, rows, y, ldy, ob, oe);
@@ -538,6 +804,7 @@ bool blas_core_is_fallback() {
 const char* linear_isa() {
 #if defined(__x86_64__)
   if (cpu_features().avx512) return "avx512";
+  if (cpu_features().avx2) return "avx2";
 #endif
   return "portable";
 }

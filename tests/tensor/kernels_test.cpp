@@ -3,11 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -214,6 +216,71 @@ TEST_P(LinearTest, BlasDoesNotDependOnThreads) {
       std::vector<float> many(one.size(), -1.0f);
       linear_blas(w, x.data(), in, rows, many.data(), out, &pool);
       ASSERT_EQ(0, std::memcmp(one.data(), many.data(), one.size() * 4)) << out << "x" << in << ", " << threads;
+    }
+  }
+}
+
+// A scalar model of the vector kernels' arithmetic (the AVX-512 kernels' lanes; the AVX2 kernels hold each
+// 16-lane accumulator as two halves and must give the same bits). Dot form: per row, two 16-lane FMA
+// accumulators over alternate 16-blocks of k (for BF16 the lanes take the even and the odd elements of
+// each 32-block), zero-padded tail, then _mm512_reduce_add_ps's order. Axpy form: one FMA per k, in k
+// order, from zero.
+float model_dot(DType dt, const float* w, const float* x, int64_t in) {
+  float a0[16] = {}, a1[16] = {};
+  const int64_t full = in / 32 * 32, rem = in - full;
+  const bool split = dt == DType::kBF16;
+  for (int64_t k = 0; k < full; k += 32) {
+    for (int i = 0; i < 16; ++i) {
+      const int64_t e = split ? k + 2 * i : k + i, f = split ? k + 2 * i + 1 : k + 16 + i;
+      a0[i] = std::fma(w[e], x[e], a0[i]);
+      a1[i] = std::fma(w[f], x[f], a1[i]);
+    }
+  }
+  const auto lane = [&](int64_t i) { return i < rem ? std::pair{w[full + i], x[full + i]} : std::pair{0.0f, 0.0f}; };
+  if (rem > 0) {
+    for (int i = 0; i < 16; ++i) a0[i] = std::fma(lane(i).first, lane(i).second, a0[i]);
+  }
+  if (rem > 16) {
+    for (int i = 0; i < 16; ++i) a1[i] = std::fma(lane(16 + i).first, lane(16 + i).second, a1[i]);
+  }
+  float s[16], t3[8], t6[4];
+  for (int i = 0; i < 16; ++i) s[i] = a0[i] + a1[i];
+  for (int i = 0; i < 8; ++i) t3[i] = s[8 + i] + s[i];
+  for (int i = 0; i < 4; ++i) t6[i] = t3[4 + i] + t3[i];
+  return (t6[0] + t6[2]) + (t6[1] + t6[3]);
+}
+
+TEST_P(LinearTest, GemvMatchesTheAvx512Arithmetic) {
+  if (std::string(linear_isa()) == "portable") GTEST_SKIP() << "no vector decode kernel on this CPU";
+  const auto [dt, transposed] = GetParam();
+  // in: no tail, a tail of 13 (< 16) and of 20 (> 16); out: tile edges and an 8-lane tail.
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{96, 64}, {77, 301}, {45, 308}, {130, 20}}) {
+    std::vector<float> wf = randv(static_cast<size_t>(out * in), 17);
+    std::vector<uint8_t> store(wf.size() * dtype_size(dt));
+    convert_from_f32(wf.data(), dt, store.data(), static_cast<int64_t>(wf.size()));
+    convert_to_f32(dt, store.data(), wf.data(), static_cast<int64_t>(wf.size()));
+    WeightView w{dt, store.data(), out, in, transposed};
+    for (int64_t rows = 1; rows <= 8; ++rows) {
+      std::vector<float> x = randv(static_cast<size_t>(rows * in), 19);
+      std::vector<float> y(static_cast<size_t>(rows * out), -1.0f), want(y.size());
+      linear_gemv(w, x.data(), in, rows, y.data(), out, nullptr);
+      std::vector<float> wrow(static_cast<size_t>(in));
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t o = 0; o < out; ++o) {
+          float v = 0.0f;
+          if (transposed) {
+            for (int64_t k = 0; k < in; ++k) v = std::fma(x[r * in + k], wf[k * out + o], v);
+          } else {
+            v = model_dot(dt, wf.data() + o * in, x.data() + r * in, in);
+          }
+          want[r * out + o] = v;
+        }
+      }
+      for (size_t i = 0; i < y.size(); ++i) {
+        ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(want[i]))
+            << linear_isa() << " " << out << "x" << in << " rows " << rows << " at " << i << ": " << y[i] << " vs "
+            << want[i];
+      }
     }
   }
 }

@@ -99,6 +99,42 @@ __attribute__((target("avx512f,fma"))) void gelu_tanh_avx512(float* x, int64_t n
     _mm512_mask_storeu_ps(x + i, m, _mm512_div_ps(v, _mm512_add_ps(one, exp_avx512(u2))));
   }
 }
+
+// The same e^x and GELU in 8 lanes with the same bits: AVX2 has no scalef, so 2^n is applied as two exact
+// powers of two (n = n1 + n2 with both halves normal), whose product with p rounds once, as scalef does.
+__attribute__((target("avx2,fma"))) __m256 exp_avx2(__m256 x) {
+  x = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-104.0f), x));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860682030941723e-6f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  // n is in [-150, 128] (NaN lanes carry NaN in p, which any product keeps).
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+__attribute__((target("avx2,fma"))) void gelu_tanh_avx2(float* x, int64_t n) {
+  const __m256 c2 = _mm256_set1_ps(-2.0f * kGeluC), cubic = _mm256_set1_ps(kGeluCubic), one = _mm256_set1_ps(1.0f);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(n - i, 8))), lane);
+    const __m256 v = _mm256_maskload_ps(x + i, m);
+    const __m256 u2 = _mm256_mul_ps(c2, _mm256_fmadd_ps(_mm256_mul_ps(cubic, v), _mm256_mul_ps(v, v), v));
+    _mm256_maskstore_ps(x + i, m, _mm256_div_ps(v, _mm256_add_ps(one, exp_avx2(u2))));
+  }
+}
 #endif
 
 }  // namespace
@@ -106,6 +142,7 @@ __attribute__((target("avx512f,fma"))) void gelu_tanh_avx512(float* x, int64_t n
 void gelu_tanh(float* x, int64_t n) {
 #if defined(__x86_64__)
   if (cpu_features().avx512) return gelu_tanh_avx512(x, n);
+  if (cpu_features().avx2) return gelu_tanh_avx2(x, n);
 #endif
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
@@ -236,16 +273,77 @@ CML_KERNEL_AVX512 void head_attention_avx512(const float* qh, const float* k, co
   for (int b = 0; b < NB; ++b) _mm512_mask_storeu_ps(oh + 16 * b, mask(b), o[b]);
 }
 
+#define CML_KERNEL_AVX2 __attribute__((target("avx2,fma")))
+
+// The AVX-512 head kernel's arithmetic in 8-lane halves (each 16-lane block is a low and a high half, the
+// reduction repeats _mm512_reduce_add_ps), so AVX2 hosts compute the same bits.
+CML_KERNEL_AVX2 inline float reduce16_avx2(__m256 lo, __m256 hi) {
+  const __m256 t3 = _mm256_add_ps(hi, lo);
+  const __m128 t6 = _mm_add_ps(_mm256_extractf128_ps(t3, 1), _mm256_castps256_ps128(t3));
+  const __m128 t8 = _mm_add_ps(t6, _mm_shuffle_ps(t6, t6, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm_cvtss_f32(t8) + _mm_cvtss_f32(_mm_shuffle_ps(t8, t8, _MM_SHUFFLE(1, 1, 1, 1)));
+}
+
+template <int NB>
+CML_KERNEL_AVX2 void head_attention_avx2(const float* qh, const float* k, const float* v, int64_t stride, int64_t len,
+                                         int64_t hd, float div, float* att, float* oh) {
+  constexpr int H = 2 * NB;  // 8-lane halves
+  // Lane masks of each half: all lanes below hd (masked lanes load as zero and are never stored).
+  __m256i m[H];
+  for (int h = 0; h < H; ++h) {
+    const int64_t n = std::clamp<int64_t>(hd - 8 * h, 0, 8);
+    m[h] = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  __m256 q[H];
+  for (int h = 0; h < H; ++h) q[h] = _mm256_maskload_ps(qh + 8 * h, m[h]);
+  int64_t p = 0;
+  for (; p + 2 <= len; p += 2) {
+    const float* k0 = k + p * stride;
+    __m256 a0lo = _mm256_setzero_ps(), a0hi = a0lo, a1lo = a0lo, a1hi = a0lo;
+    for (int b = 0; b < NB; ++b) {
+      a0lo = _mm256_fmadd_ps(q[2 * b], _mm256_maskload_ps(k0 + 16 * b, m[2 * b]), a0lo);
+      a0hi = _mm256_fmadd_ps(q[2 * b + 1], _mm256_maskload_ps(k0 + 16 * b + 8, m[2 * b + 1]), a0hi);
+      a1lo = _mm256_fmadd_ps(q[2 * b], _mm256_maskload_ps(k0 + stride + 16 * b, m[2 * b]), a1lo);
+      a1hi = _mm256_fmadd_ps(q[2 * b + 1], _mm256_maskload_ps(k0 + stride + 16 * b + 8, m[2 * b + 1]), a1hi);
+    }
+    att[p] = reduce16_avx2(a0lo, a0hi) / div;
+    att[p + 1] = reduce16_avx2(a1lo, a1hi) / div;
+  }
+  for (; p < len; ++p) {
+    const float* kp = k + p * stride;
+    __m256 lo = _mm256_setzero_ps(), hi = lo;
+    for (int b = 0; b < NB; ++b) {
+      lo = _mm256_fmadd_ps(q[2 * b], _mm256_maskload_ps(kp + 16 * b, m[2 * b]), lo);
+      hi = _mm256_fmadd_ps(q[2 * b + 1], _mm256_maskload_ps(kp + 16 * b + 8, m[2 * b + 1]), hi);
+    }
+    att[p] = reduce16_avx2(lo, hi) / div;
+  }
+  softmax(att, len);
+  __m256 o[H];
+  for (int h = 0; h < H; ++h) o[h] = _mm256_setzero_ps();
+  for (p = 0; p < len; ++p) {
+    const __m256 w = _mm256_set1_ps(att[p]);
+    const float* vp = v + p * stride;
+    for (int h = 0; h < H; ++h) o[h] = _mm256_fmadd_ps(w, _mm256_maskload_ps(vp + 8 * h, m[h]), o[h]);
+  }
+  for (int h = 0; h < H; ++h) _mm256_maskstore_ps(oh + 8 * h, m[h], o[h]);
+}
+
 using HeadAttentionFn = void (*)(const float*, const float*, const float*, int64_t, int64_t, int64_t, float, float*,
                                  float*);
 
-// The register-resident kernel for heads of up to 128 values, or null.
+// The register-resident kernel for heads of up to 128 values (AVX-512, else AVX2), or null.
 HeadAttentionFn head_attention_kernel(int64_t hd) {
-  if (!cpu_features().avx512 || hd < 1 || hd > 128) return nullptr;
-  static constexpr HeadAttentionFn kByBlocks[8] = {
+  if (hd < 1 || hd > 128) return nullptr;
+  static constexpr HeadAttentionFn kAvx512[8] = {
       head_attention_avx512<1>, head_attention_avx512<2>, head_attention_avx512<3>, head_attention_avx512<4>,
       head_attention_avx512<5>, head_attention_avx512<6>, head_attention_avx512<7>, head_attention_avx512<8>};
-  return kByBlocks[(hd + 15) / 16 - 1];
+  static constexpr HeadAttentionFn kAvx2[8] = {head_attention_avx2<1>, head_attention_avx2<2>, head_attention_avx2<3>,
+                                               head_attention_avx2<4>, head_attention_avx2<5>, head_attention_avx2<6>,
+                                               head_attention_avx2<7>, head_attention_avx2<8>};
+  if (cpu_features().avx512) return kAvx512[(hd + 15) / 16 - 1];
+  if (cpu_features().avx2) return kAvx2[(hd + 15) / 16 - 1];
+  return nullptr;
 }
 #endif
 

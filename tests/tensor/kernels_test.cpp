@@ -379,6 +379,33 @@ TEST(Kernels, GeluAccurateOverTheRange) {
   }
 }
 
+// The vector GELU's arithmetic (exp by range reduction, a degree-7 polynomial and one scaling by 2^n; the
+// AVX2 kernel must give the AVX-512 kernel's bits).
+TEST(Kernels, GeluMatchesTheAvx512Arithmetic) {
+  if (std::string(linear_isa()) == "portable") GTEST_SKIP() << "no vector GELU on this CPU";
+  const auto model_exp = [](float x) {
+    x = std::min(89.0f, std::max(-104.0f, x));
+    const float n = std::nearbyint(x * 1.44269504088896341f);
+    float r = std::fma(-n, 0.693145751953125f, x);
+    r = std::fma(-n, 1.42860682030941723e-6f, r);
+    float p = 1.0f / 5040.0f;
+    for (float c : {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f}) p = std::fma(p, r, c);
+    return std::ldexp(p, static_cast<int>(n));
+  };
+  std::vector<float> x;
+  for (float v = -12.0f; v <= 12.0f; v += 0.0137f) x.push_back(v);
+  for (float v : {-80.0f, -30.0f, 0.0f, -0.0f, 1e-30f, -1e-30f, 30.0f, 80.0f, 1e20f, -1e20f}) x.push_back(v);
+  std::vector<float> y = x;
+  gelu_tanh(y.data(), static_cast<int64_t>(y.size()));
+  const float c = 0.7978845608028654f;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float v = x[i];
+    const float u2 = (-2.0f * c) * std::fma(0.044715f * v, v * v, v);
+    const float want = v / (1.0f + model_exp(u2));
+    ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(want)) << linear_isa() << " x " << v;
+  }
+}
+
 TEST(Kernels, GeluSpecialValues) {
   const float inf = std::numeric_limits<float>::infinity();
   std::vector<float> x{inf, -inf, std::nanf(""), 0.0f, -0.0f, -1e20f};
@@ -517,6 +544,44 @@ TEST(Kernels, AttentionHeadSizesAndLengths) {
         std::vector<float> one(static_cast<size_t>(qd));
         attention(s, q.data() + t * qd, qd, 1, start + t, k.data(), v.data(), kvd, one.data(), qd, nullptr);
         EXPECT_EQ(std::memcmp(one.data(), first.data() + t * qd, one.size() * sizeof(float)), 0) << "hd " << hd;
+      }
+    }
+  }
+}
+
+// The head kernels' arithmetic (AVX-512 lanes; the AVX2 kernel must give the same bits): scores as
+// one 16-lane FMA accumulator over the head's 16-blocks (zero past head_dim), reduced in
+// _mm512_reduce_add_ps's order, divided; softmax; each output value one FMA per position in order.
+TEST(Kernels, AttentionMatchesTheAvx512Arithmetic) {
+  if (std::string(linear_isa()) == "portable") GTEST_SKIP() << "no vector attention kernel on this CPU";
+  for (int64_t hd : {7, 16, 20, 64, 128}) {
+    const AttentionShape s{2, 1, hd};
+    const int64_t len = 9;
+    auto q = randv(static_cast<size_t>(2 * hd), uint32_t(hd));
+    auto k = randv(static_cast<size_t>(len * hd), uint32_t(hd + 1), 2.0f);
+    auto v = randv(static_cast<size_t>(len * hd), uint32_t(hd + 2));
+    std::vector<float> out(static_cast<size_t>(2 * hd));
+    attention(s, q.data(), 2 * hd, 1, len - 1, k.data(), v.data(), hd, out.data(), 2 * hd, nullptr);
+    const float div = std::sqrt(static_cast<float>(hd));
+    for (int64_t h = 0; h < 2; ++h) {
+      std::vector<float> att(static_cast<size_t>(len));
+      for (int64_t p = 0; p < len; ++p) {
+        float lanes[16] = {};
+        for (int64_t i = 0; i < (hd + 15) / 16 * 16; ++i) {
+          const bool in = i < hd;
+          lanes[i % 16] = std::fma(in ? q[h * hd + i] : 0.0f, in ? k[p * hd + i] : 0.0f, lanes[i % 16]);
+        }
+        float t3[8], t6[4];
+        for (int i = 0; i < 8; ++i) t3[i] = lanes[8 + i] + lanes[i];
+        for (int i = 0; i < 4; ++i) t6[i] = t3[4 + i] + t3[i];
+        att[p] = ((t6[0] + t6[2]) + (t6[1] + t6[3])) / div;
+      }
+      softmax(att.data(), len);
+      for (int64_t i = 0; i < hd; ++i) {
+        float o = 0.0f;
+        for (int64_t p = 0; p < len; ++p) o = std::fma(att[p], v[p * hd + i], o);
+        ASSERT_EQ(std::bit_cast<uint32_t>(out[h * hd + i]), std::bit_cast<uint32_t>(o))
+            << linear_isa() << " hd " << hd << " head " << h << " value " << i;
       }
     }
   }

@@ -519,96 +519,113 @@ CML_AVX2 inline void dot_tail_avx2(const void* row, const float* x, int64_t ldx,
   }
 }
 
-// dot_avx512 in halves: a[r] = {even 16-block lanes 0-7, 8-15, odd 16-block lanes 0-7, 8-15}.
+// One output of the dot form for R rows (dot_avx512's arithmetic in halves: a[r] = {even 16-block lanes
+// 0-7, 8-15, odd 16-block lanes 0-7, 8-15}). For BF16 the weights come split into even and odd elements of
+// each 32-block (as dot_bf16_avx512 has them) and x as split_even_odd left it (xs), the tail in natural order.
 template <DType D, int R>
-CML_AVX2 void dot_avx2(const WeightView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t ob,
-                       int64_t oe) {
+CML_AVX2 inline void dot_one_avx2(const void* row, const float* xs, int64_t ldxs, const float* x, int64_t ldx,
+                                  int64_t full, int64_t rem, float* y, int64_t ldy) {
+  __m256 a[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < 4; ++j) a[r][j] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < full; k += 32) {
+    __m256 w0, w1, w2, w3;
+    if constexpr (D == DType::kBF16) {
+      const __m256i hi_mask = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+      const uint16_t* h = static_cast<const uint16_t*>(row) + k;
+      const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h));
+      const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + 16));
+      w0 = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16));
+      w1 = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16));
+      w2 = _mm256_castsi256_ps(_mm256_and_si256(v0, hi_mask));
+      w3 = _mm256_castsi256_ps(_mm256_and_si256(v1, hi_mask));
+    } else {
+      w0 = load8<D>(row, k), w1 = load8<D>(row, k + 8), w2 = load8<D>(row, k + 16), w3 = load8<D>(row, k + 24);
+    }
+    for (int r = 0; r < R; ++r) {
+      const float* xr = xs + r * ldxs + k;
+      a[r][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr), a[r][0]);
+      a[r][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xr + 8), a[r][1]);
+      a[r][2] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xr + 16), a[r][2]);
+      a[r][3] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xr + 24), a[r][3]);
+    }
+  }
+  if (rem > 0) dot_tail_avx2<D, R>(row, x, ldx, full, rem, a);
+  for (int r = 0; r < R; ++r) y[r * ldy] = reduce16(a[r][0], a[r][1], a[r][2], a[r][3]);
+}
+
+// The dot form, rows two at a time per output (8 accumulators of the 16 registers; more rows at once
+// spill), so each weight row is read from memory once and from L1 for the other row pairs.
+template <DType D, int R>
+CML_AVX2 void dot_avx2(const WeightView& w, const float* xs, int64_t ldxs, const float* x, int64_t ldx, float* y,
+                       int64_t ldy, int64_t ob, int64_t oe) {
   const size_t esz = dtype_size(D);
   const int64_t in = w.in, full = in / 32 * 32, rem = in - full;
   for (int64_t o = ob; o < oe; ++o) {
     const void* row = static_cast<const char*>(w.data) + static_cast<size_t>(o * in) * esz;
-    __m256 a[R][4];
-    for (int r = 0; r < R; ++r)
-      for (int j = 0; j < 4; ++j) a[r][j] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < full; k += 32) {
-      const __m256 w0 = load8<D>(row, k), w1 = load8<D>(row, k + 8), w2 = load8<D>(row, k + 16),
-                   w3 = load8<D>(row, k + 24);
-      for (int r = 0; r < R; ++r) {
-        const float* xr = x + r * ldx + k;
-        a[r][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr), a[r][0]);
-        a[r][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xr + 8), a[r][1]);
-        a[r][2] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xr + 16), a[r][2]);
-        a[r][3] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xr + 24), a[r][3]);
-      }
-    }
-    if (rem > 0) dot_tail_avx2<D, R>(row, x, ldx, full, rem, a);
-    for (int r = 0; r < R; ++r) y[r * ldy + o] = reduce16(a[r][0], a[r][1], a[r][2], a[r][3]);
+    int r = 0;
+    for (; r + 2 <= R; r += 2)
+      dot_one_avx2<D, 2>(row, xs + r * ldxs, ldxs, x + r * ldx, ldx, full, rem, y + r * ldy + o, ldy);
+    if (r < R) dot_one_avx2<D, 1>(row, xs + r * ldxs, ldxs, x + r * ldx, ldx, full, rem, y + r * ldy + o, ldy);
   }
 }
 
-// dot_bf16_avx512 in halves: the even/odd split of 16 bf16 weights per 32-byte load, x split by
-// split_even_odd, the tail in natural order.
-template <int R>
-CML_AVX2 void dot_bf16_avx2(const WeightView& w, const float* xs, int64_t ldxs, const float* x, int64_t ldx, float* y,
-                            int64_t ldy, int64_t ob, int64_t oe) {
-  const int64_t in = w.in, full = in / 32 * 32, rem = in - full;
-  const __m256i hi_mask = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
-  for (int64_t o = ob; o < oe; ++o) {
-    const uint16_t* row = static_cast<const uint16_t*>(w.data) + o * in;
-    __m256 a[R][4];
-    for (int r = 0; r < R; ++r)
-      for (int j = 0; j < 4; ++j) a[r][j] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < full; k += 32) {
-      const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + k));
-      const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + k + 16));
-      const __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)),
-                   o0 = _mm256_castsi256_ps(_mm256_and_si256(v0, hi_mask));
-      const __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)),
-                   o1 = _mm256_castsi256_ps(_mm256_and_si256(v1, hi_mask));
-      for (int r = 0; r < R; ++r) {
-        const float* xr = xs + r * ldxs + k;
-        a[r][0] = _mm256_fmadd_ps(e0, _mm256_loadu_ps(xr), a[r][0]);
-        a[r][1] = _mm256_fmadd_ps(e1, _mm256_loadu_ps(xr + 8), a[r][1]);
-        a[r][2] = _mm256_fmadd_ps(o0, _mm256_loadu_ps(xr + 16), a[r][2]);
-        a[r][3] = _mm256_fmadd_ps(o1, _mm256_loadu_ps(xr + 24), a[r][3]);
+// Axpy form for several rows: y[r, ob:oe] = Σ_k x[r, k] · W[k, ob:oe], per element one FMA per k in k
+// order from zero (as every AVX-512 axpy kernel). Columns go in blocks of 1024; within a block, k steps
+// by eight: eight weight vectors are loaded once and applied to every row's 8 columns of y, so y is read
+// and written once per eight inputs and W is read in 4 KiB row segments. (A register tile over all k, as
+// the AVX-512 kernel has, is only 16 columns wide with AVX2's 16 registers: a 64-byte stride through W,
+// one page per k. It ran 4 rows in 42 ms against this kernel's 14 ms in bench_tensor.)
+template <DType D, int R>
+CML_AVX2 void axpy_rows_avx2(const WeightView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t ob,
+                             int64_t oe) {
+  constexpr int KS = 8;             // inputs per pass over y: eight weight vectors stay in registers
+  constexpr int64_t kBlock = 1024;  // columns per block: the rows' y block (≤ 32 KiB) stays in L1/L2
+  const size_t esz = dtype_size(D);
+  const size_t row_bytes = static_cast<size_t>(w.out) * esz;
+  for (int r = 0; r < R; ++r) std::memset(y + r * ldy + ob, 0, static_cast<size_t>(oe - ob) * 4);
+  for (int64_t cb = ob; cb < oe; cb += kBlock) {
+    const int64_t n = std::min(kBlock, oe - cb), full = n / 8 * 8;
+    const char* base = static_cast<const char*>(w.data) + cb * esz;
+    int64_t k = 0;
+    for (; k + KS <= w.in; k += KS) {
+      const char* wr[KS];
+      for (int j = 0; j < KS; ++j) wr[j] = base + static_cast<size_t>(k + j) * row_bytes;
+      int64_t o = 0;
+      for (; o < full; o += 8) {
+        __m256 v[KS];
+        for (int j = 0; j < KS; ++j) v[j] = load8<D>(wr[j], o);
+        for (int r = 0; r < R; ++r) {
+          const float* xr = x + r * ldx + k;
+          float* yp = y + r * ldy + cb + o;
+          __m256 acc = _mm256_loadu_ps(yp);
+          for (int j = 0; j < KS; ++j) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(xr + j), v[j], acc);
+          _mm256_storeu_ps(yp, acc);
+        }
+      }
+      for (; o < n; ++o) {
+        for (int r = 0; r < R; ++r) {
+          const float* xr = x + r * ldx + k;
+          float& a = y[r * ldy + cb + o];
+          for (int j = 0; j < KS; ++j) a = std::fma(xr[j], load1<D>(wr[j], o), a);
+        }
       }
     }
-    if (rem > 0) dot_tail_avx2<DType::kBF16, R>(row, x, ldx, full, rem, a);
-    for (int r = 0; r < R; ++r) y[r * ldy + o] = reduce16(a[r][0], a[r][1], a[r][2], a[r][3]);
-  }
-}
-
-// Axpy form: y[r, ob:oe] = Σ_k x[r, k] · W[k, ob:oe], per element one FMA per k in k order from zero
-// (as every AVX-512 axpy kernel). A tile of R rows × 8·C columns stays in registers while k runs over
-// every input.
-template <DType D, int R, int C>
-CML_AVX2 void axpy_tile_avx2(const char* wcol, size_t row_bytes, int64_t in, const float* x, int64_t ldx, float* y,
-                             int64_t ldy, int64_t tail) {
-  constexpr int64_t kAhead = 12;
-  const size_t tile_bytes = static_cast<size_t>(8 * C) * dtype_size(D);
-  __m256 acc[R][C];
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
-  const char* wk = wcol;
-  for (int64_t k = 0; k < in; ++k, wk += row_bytes) {
-    if (k + kAhead < in) {
-      const char* ahead = wk + kAhead * row_bytes;
-      for (size_t b = 0; b < tile_bytes; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+    for (; k < w.in; ++k) {
+      const char* wk = base + static_cast<size_t>(k) * row_bytes;
+      int64_t o = 0;
+      for (; o < full; o += 8) {
+        const __m256 v = load8<D>(wk, o);
+        for (int r = 0; r < R; ++r) {
+          float* yp = y + r * ldy + cb + o;
+          _mm256_storeu_ps(yp, _mm256_fmadd_ps(_mm256_broadcast_ss(x + r * ldx + k), v, _mm256_loadu_ps(yp)));
+        }
+      }
+      for (; o < n; ++o) {
+        for (int r = 0; r < R; ++r)
+          y[r * ldy + cb + o] = std::fma(x[r * ldx + k], load1<D>(wk, o), y[r * ldy + cb + o]);
+      }
     }
-    __m256 v[C];
-    for (int c = 0; c + 1 < C; ++c) v[c] = load8<D>(wk, 8 * c);
-    v[C - 1] = tail == 8 ? load8<D>(wk, 8 * (C - 1)) : load8_partial<D>(wk, 8 * (C - 1), tail);
-    for (int r = 0; r < R; ++r) {
-      const __m256 xb = _mm256_set1_ps(x[r * ldx + k]);
-      for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(xb, v[c], acc[r][c]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    float* yr = y + r * ldy;
-    for (int c = 0; c + 1 < C; ++c) _mm256_storeu_ps(yr + 8 * c, acc[r][c]);
-    alignas(32) float t[8];
-    _mm256_store_ps(t, acc[r][C - 1]);
-    std::memcpy(yr + 8 * (C - 1), t, static_cast<size_t>(tail) * 4);
   }
 }
 
@@ -660,26 +677,13 @@ CML_AVX2 void axpy1_avx2(const WeightView& w, const float* x, float* y, int64_t 
   }
 }
 
-// Columns per tile for R rows: at most 12 accumulators of the 16 vector registers.
-template <int R>
-constexpr int axpy_tile_width_avx2() {
-  return R <= 2 ? 4 : R <= 4 ? 2 : 1;
-}
-
 template <DType D, int R>
 CML_AVX2 void axpy_avx2(const WeightView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t ob,
                         int64_t oe) {
   if constexpr (R == 1) {
-    return axpy1_avx2<D>(w, x, y, ob, oe);
+    axpy1_avx2<D>(w, x, y, ob, oe);
   } else {
-    constexpr int C = axpy_tile_width_avx2<R>();
-    const size_t esz = dtype_size(D);
-    const size_t row_bytes = static_cast<size_t>(w.out) * esz;
-    const char* base = static_cast<const char*>(w.data);
-    int64_t o = ob;
-    for (; o + 8 * C <= oe; o += 8 * C) axpy_tile_avx2<D, R, C>(base + o * esz, row_bytes, w.in, x, ldx, y + o, ldy, 8);
-    for (; o + 8 <= oe; o += 8) axpy_tile_avx2<D, R, 1>(base + o * esz, row_bytes, w.in, x, ldx, y + o, ldy, 8);
-    if (o < oe) axpy_tile_avx2<D, R, 1>(base + o * esz, row_bytes, w.in, x, ldx, y + o, ldy, oe - o);
+    axpy_rows_avx2<D, R>(w, x, ldx, y, ldy, ob, oe);
   }
 }
 
@@ -696,8 +700,8 @@ void gemv_avx2_group(const WeightView& w, const float* x, int64_t ldx, int64_t r
   with_rows(rows, [&](auto rc) {
     constexpr int R = decltype(rc)::value;
     if (w.transposed) return axpy_avx2<D, R>(w, x, ldx, y, ldy, ob, oe);
-    if constexpr (D == DType::kBF16) return dot_bf16_avx2<R>(w, xs.data(), w.in / 32 * 32, x, ldx, y, ldy, ob, oe);
-    return dot_avx2<D, R>(w, x, ldx, y, ldy, ob, oe);
+    if constexpr (D == DType::kBF16) return dot_avx2<D, R>(w, xs.data(), w.in / 32 * 32, x, ldx, y, ldy, ob, oe);
+    return dot_avx2<D, R>(w, x, ldx, x, ldx, y, ldy, ob, oe);
   });
 }
 #endif

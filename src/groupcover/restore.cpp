@@ -73,6 +73,51 @@ CML_RESTORE_AVX512 void blocks_avx512(const int32_t* idx, const double* inv, con
     if (bias) bias += 4 * kL;
   }
 }
+
+// AVX2 (without FMA, so that no multiply and add are fused: the same bits as the portable loops).
+#define CML_RESTORE_AVX2 __attribute__((target("avx2")))
+
+CML_RESTORE_AVX2 void demask_avx2(const float* z, const float* u, double c, int64_t n, double* d) {
+  int64_t i = 0;
+  if (u) {
+    const __m256d cv = _mm256_set1_pd(c);
+    for (; i + 4 <= n; i += 4) {
+      const __m256d zd = _mm256_cvtps_pd(_mm_loadu_ps(z + i)), ud = _mm256_cvtps_pd(_mm_loadu_ps(u + i));
+      _mm256_storeu_pd(d + i, _mm256_sub_pd(zd, _mm256_mul_pd(cv, ud)));
+    }
+  } else {
+    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(d + i, _mm256_cvtps_pd(_mm_loadu_ps(z + i)));
+  }
+  demask_portable(z + i, u ? u + i : nullptr, c, n - i, d + i);
+}
+
+// blocks_avx512 four lanes at a time, with gathers; AVX2 has no scatter, so the four results per row go
+// out as scalar stores.
+CML_RESTORE_AVX2 void blocks_avx2(const int32_t* idx, const double* inv, const float* bias, int64_t n_blocks,
+                                  const double* d, float* yr) {
+  for (int64_t b = 0; b < n_blocks; ++b, idx += 4 * kL, inv += 16 * kL) {
+    for (int h = 0; h < kL; h += 4) {
+      __m128i ix[4];
+      __m256d dj[4];
+      for (int j = 0; j < 4; ++j) {
+        ix[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(idx + j * kL + h));
+        dj[j] = _mm256_i32gather_pd(d, ix[j], 8);
+      }
+      for (int i = 0; i < 4; ++i) {
+        const double* m = inv + 4 * i * kL + h;
+        __m256d v = _mm256_setzero_pd();
+        for (int j = 0; j < 4; ++j) v = _mm256_add_pd(v, _mm256_mul_pd(_mm256_loadu_pd(m + j * kL), dj[j]));
+        const __m256d bv = bias ? _mm256_cvtps_pd(_mm_loadu_ps(bias + i * kL + h)) : _mm256_setzero_pd();
+        alignas(16) float out[4];
+        _mm_store_ps(out, _mm256_cvtpd_ps(_mm256_add_pd(v, bv)));
+        alignas(16) int32_t at[4];
+        _mm_store_si128(reinterpret_cast<__m128i*>(at), ix[i]);
+        for (int l = 0; l < 4; ++l) yr[at[l]] = out[l];
+      }
+    }
+    if (bias) bias += 4 * kL;
+  }
+}
 #endif
 
 void blocks_portable(const int32_t* idx, const double* inv, const float* bias, int64_t n_blocks, const double* d,
@@ -175,6 +220,7 @@ void RestorePlan::run(const float* z2, const float* u, const float* scale, int64
 #if defined(__x86_64__)
   if (tensor::cpu_features().avx512)
     return run_with({demask_avx512, blocks_avx512}, z2, u, scale, rows, y, y_stride, work);
+  if (tensor::cpu_features().avx2) return run_with({demask_avx2, blocks_avx2}, z2, u, scale, rows, y, y_stride, work);
 #endif
   run_portable(z2, u, scale, rows, y, y_stride, work);
 }
@@ -211,6 +257,26 @@ CML_RESTORE_AVX512 void add_scaled_avx512(float* z, const float* r, float c, int
     _mm512_storeu_ps(z + i, _mm512_add_ps(_mm512_loadu_ps(z + i), _mm512_mul_ps(cv, _mm512_loadu_ps(r + i))));
   add_scaled_portable(z + i, r + i, c, n - i);
 }
+
+CML_RESTORE_AVX2 float max_abs_avx2(const float* x, int64_t n) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 m = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask), m);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  float r = max_abs_portable(x + i, n - i);
+  for (float v : lanes) r = std::max(r, v);
+  return r;
+}
+
+CML_RESTORE_AVX2 void add_scaled_avx2(float* z, const float* r, float c, int64_t n) {
+  const __m256 cv = _mm256_set1_ps(c);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(z + i, _mm256_add_ps(_mm256_loadu_ps(z + i), _mm256_mul_ps(cv, _mm256_loadu_ps(r + i))));
+  add_scaled_portable(z + i, r + i, c, n - i);
+}
 #endif
 
 }  // namespace
@@ -218,6 +284,7 @@ CML_RESTORE_AVX512 void add_scaled_avx512(float* z, const float* r, float c, int
 float max_abs(const float* x, int64_t n) {
 #if defined(__x86_64__)
   if (tensor::cpu_features().avx512) return max_abs_avx512(x, n);
+  if (tensor::cpu_features().avx2) return max_abs_avx2(x, n);
 #endif
   return max_abs_portable(x, n);
 }
@@ -225,6 +292,7 @@ float max_abs(const float* x, int64_t n) {
 void add_scaled(float* z, const float* r, float c, int64_t n) {
 #if defined(__x86_64__)
   if (tensor::cpu_features().avx512) return add_scaled_avx512(z, r, c, n);
+  if (tensor::cpu_features().avx2) return add_scaled_avx2(z, r, c, n);
 #endif
   add_scaled_portable(z, r, c, n);
 }

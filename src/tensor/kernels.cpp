@@ -5,6 +5,7 @@
 
 #include "base/status.h"
 #include "tensor/half.h"
+#include "tensor/reduce_avx2.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -277,13 +278,6 @@ CML_KERNEL_AVX512 void head_attention_avx512(const float* qh, const float* k, co
 
 // The AVX-512 head kernel's arithmetic in 8-lane halves (each 16-lane block is a low and a high half, the
 // reduction repeats _mm512_reduce_add_ps), so AVX2 hosts compute the same bits.
-CML_KERNEL_AVX2 inline float reduce16_avx2(__m256 lo, __m256 hi) {
-  const __m256 t3 = _mm256_add_ps(hi, lo);
-  const __m128 t6 = _mm_add_ps(_mm256_extractf128_ps(t3, 1), _mm256_castps256_ps128(t3));
-  const __m128 t8 = _mm_add_ps(t6, _mm_shuffle_ps(t6, t6, _MM_SHUFFLE(1, 0, 3, 2)));
-  return _mm_cvtss_f32(t8) + _mm_cvtss_f32(_mm_shuffle_ps(t8, t8, _MM_SHUFFLE(1, 1, 1, 1)));
-}
-
 template <int NB>
 CML_KERNEL_AVX2 void head_attention_avx2(const float* qh, const float* k, const float* v, int64_t stride, int64_t len,
                                          int64_t hd, float div, float* att, float* oh) {
@@ -306,8 +300,8 @@ CML_KERNEL_AVX2 void head_attention_avx2(const float* qh, const float* k, const 
       a1lo = _mm256_fmadd_ps(q[2 * b], _mm256_maskload_ps(k0 + stride + 16 * b, m[2 * b]), a1lo);
       a1hi = _mm256_fmadd_ps(q[2 * b + 1], _mm256_maskload_ps(k0 + stride + 16 * b + 8, m[2 * b + 1]), a1hi);
     }
-    att[p] = reduce16_avx2(a0lo, a0hi) / div;
-    att[p + 1] = reduce16_avx2(a1lo, a1hi) / div;
+    att[p] = internal::reduce16_avx2(a0lo, a0hi) / div;
+    att[p + 1] = internal::reduce16_avx2(a1lo, a1hi) / div;
   }
   for (; p < len; ++p) {
     const float* kp = k + p * stride;
@@ -316,7 +310,7 @@ CML_KERNEL_AVX2 void head_attention_avx2(const float* qh, const float* k, const 
       lo = _mm256_fmadd_ps(q[2 * b], _mm256_maskload_ps(kp + 16 * b, m[2 * b]), lo);
       hi = _mm256_fmadd_ps(q[2 * b + 1], _mm256_maskload_ps(kp + 16 * b + 8, m[2 * b + 1]), hi);
     }
-    att[p] = reduce16_avx2(lo, hi) / div;
+    att[p] = internal::reduce16_avx2(lo, hi) / div;
   }
   softmax(att, len);
   __m256 o[H];

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "tensor/half.h"
+#include "tensor/reduce_avx2.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -487,15 +488,6 @@ CML_AVX2 inline void load16_partial(const void* base, int64_t i, int64_t n, __m2
   hi = n > 8 ? (n >= 16 ? load8<D>(base, i + 8) : load8_partial<D>(base, i + 8, n - 8)) : _mm256_setzero_ps();
 }
 
-// _mm512_reduce_add_ps(a0 + a1) of two 16-lane accumulators held as halves.
-CML_AVX2 inline float reduce16(__m256 a0lo, __m256 a0hi, __m256 a1lo, __m256 a1hi) {
-  const __m256 lo = _mm256_add_ps(a0lo, a1lo), hi = _mm256_add_ps(a0hi, a1hi);
-  const __m256 t3 = _mm256_add_ps(hi, lo);
-  const __m128 t6 = _mm_add_ps(_mm256_extractf128_ps(t3, 1), _mm256_castps256_ps128(t3));
-  const __m128 t8 = _mm_add_ps(t6, _mm_shuffle_ps(t6, t6, _MM_SHUFFLE(1, 0, 3, 2)));
-  return _mm_cvtss_f32(t8) + _mm_cvtss_f32(_mm_shuffle_ps(t8, t8, _MM_SHUFFLE(1, 1, 1, 1)));
-}
-
 // The masked tail of a dot-form row (rem = in mod 32 elements from `full`), as dot_avx512 does it.
 template <DType D, int R>
 CML_AVX2 inline void dot_tail_avx2(const void* row, const float* x, int64_t ldx, int64_t full, int64_t rem,
@@ -551,7 +543,8 @@ CML_AVX2 inline void dot_one_avx2(const void* row, const float* xs, int64_t ldxs
     }
   }
   if (rem > 0) dot_tail_avx2<D, R>(row, x, ldx, full, rem, a);
-  for (int r = 0; r < R; ++r) y[r * ldy] = reduce16(a[r][0], a[r][1], a[r][2], a[r][3]);
+  for (int r = 0; r < R; ++r)
+    y[r * ldy] = internal::reduce16_avx2(_mm256_add_ps(a[r][0], a[r][2]), _mm256_add_ps(a[r][1], a[r][3]));
 }
 
 // The dot form, rows two at a time per output (8 accumulators of the 16 registers; more rows at once

@@ -19,11 +19,13 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "apps/cml/blas_env.h"
@@ -60,6 +62,12 @@ struct WorkerProcess {
   }
 };
 
+// CML_BENCH_WORKER_CUDA=1 runs the worker with --cuda (a CML_WITH_CUDA build on a machine with a GPU).
+bool worker_on_cuda() {
+  const char* v = std::getenv("CML_BENCH_WORKER_CUDA");
+  return v != nullptr && std::string_view(v) == "1";
+}
+
 Result<std::unique_ptr<WorkerProcess>> start_worker(int threads) {
   int fds[2];
   if (pipe(fds) != 0) return unavailable("pipe failed");
@@ -71,7 +79,12 @@ Result<std::unique_ptr<WorkerProcess>> start_worker(int threads) {
     dup2(fds[1], STDOUT_FILENO);
     close(fds[0]);
     close(fds[1]);
-    execl("/proc/self/exe", "cml", "worker", "--listen", "127.0.0.1:0", "--threads", th.c_str(), (char*)nullptr);
+    if (worker_on_cuda()) {
+      execl("/proc/self/exe", "cml", "worker", "--listen", "127.0.0.1:0", "--threads", th.c_str(), "--cuda",
+            (char*)nullptr);
+    } else {
+      execl("/proc/self/exe", "cml", "worker", "--listen", "127.0.0.1:0", "--threads", th.c_str(), (char*)nullptr);
+    }
     _exit(127);
   }
   close(fds[1]);
@@ -297,7 +310,8 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& j) {
   j["model"] = o.quick ? "gpt2-shaped (quick, small)" : "gpt2-124M-shaped synthetic f32";
   j["threads"] = o.threads;
   j["rounds"] = rounds;
-  j["worker"] = "separate process on loopback, SecureChannel (AES-256-GCM)";
+  j["worker"] = std::string("separate process on loopback, SecureChannel (AES-256-GCM), ") +
+                (worker_on_cuda() ? "cuBLAS on the GPU" : "OpenBLAS");
   j["thread_config"] = {{"tee_executor_threads", o.threads}, {"tee_blas_threads", 1},
                         {"tee_refill_threads", 1},           {"worker_blas_threads", o.threads},
                         {"refill_batch", kRefillBatch},      {"pool_capacity", pool_capacity}};

@@ -11,6 +11,10 @@
 #include "groupcover/offload.h"
 #include "groupcover/worker.h"
 
+#if defined(CML_WITH_CUDA)
+#include "groupcover/cuda_gemm.h"
+#endif
+
 namespace cml::app {
 namespace {
 
@@ -51,6 +55,15 @@ void run_worker(const WorkerFlags& f) {
     std::fprintf(stderr, "cml worker: --cuda needs a build with -DCML_WITH_CUDA=ON\n");
     set_exit_code(2);
     return;
+  }
+#else
+  if (f.cuda) {
+    const Status dev = groupcover::cuda_device_status();
+    if (!dev.is_ok()) {
+      std::fprintf(stderr, "cml worker: --cuda: %s\n", dev.to_string().c_str());
+      set_exit_code(1);
+      return;
+    }
   }
 #endif
   groupcover::set_blas_threads(f.threads);

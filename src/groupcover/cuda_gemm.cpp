@@ -5,6 +5,8 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <string>
+
 namespace cml::groupcover {
 
 struct CudaMatrices::Impl {
@@ -33,11 +35,23 @@ Status grow(float*& p, size_t& cap, size_t n) {
 }
 }  // namespace
 
+Status cuda_device_status() {
+  int n = 0;
+  CML_RETURN_IF_ERROR(cuda_status(cudaGetDeviceCount(&n), "device count"));
+  if (n < 1) return unavailable("CUDA: no device");
+  CML_RETURN_IF_ERROR(cuda_status(cudaSetDevice(0), "set device"));
+  return cuda_status(cudaFree(nullptr), "context");  // creates the context: the first call that touches the GPU
+}
+
 Result<std::unique_ptr<CudaMatrices>> CudaMatrices::create(const WorkerBundle& bundle) {
   std::unique_ptr<CudaMatrices> m(new CudaMatrices());
   m->impl_ = std::make_unique<Impl>();
   CML_RETURN_IF_ERROR(cuda_status(cudaSetDevice(0), "set device"));
   if (cublasCreate(&m->impl_->handle) != CUBLAS_STATUS_SUCCESS) return unavailable("cuBLAS init failed");
+  // Full FP32 products: no TF32 tensor-op shortcut, whose 10-bit mantissa would exceed the restore
+  // tolerance and trip the Freivalds check.
+  if (cublasSetMathMode(m->impl_->handle, CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS)
+    return unavailable("cuBLAS math mode refused");
   for (const auto& w : bundle.matrices) {
     float* d = nullptr;
     const size_t bytes = size_t(w.out) * w.in * sizeof(float);
@@ -59,7 +73,8 @@ CudaMatrices::~CudaMatrices() {
 
 Status CudaMatrices::gemm(uint32_t p, const float* in, uint32_t rows, float* out) const {
   std::lock_guard lock(impl_->mu);
-  const auto [o, i] = impl_->shapes.at(p);
+  if (p >= impl_->shapes.size()) return invalid_argument("CUDA gemm: no matrix " + std::to_string(p));
+  const auto [o, i] = impl_->shapes[p];
   CML_RETURN_IF_ERROR(grow(impl_->in_buf, impl_->in_cap, size_t(rows) * i));
   CML_RETURN_IF_ERROR(grow(impl_->out_buf, impl_->out_cap, size_t(rows) * o));
   CML_RETURN_IF_ERROR(

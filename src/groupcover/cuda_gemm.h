@@ -16,6 +16,9 @@
 
 namespace cml::groupcover {
 
+// OK when device 0 can be used (a driver, a device, a context); otherwise UNAVAILABLE with CUDA's reason.
+Status cuda_device_status();
+
 class CudaMatrices {
  public:
   // Uploads every matrix of the bundle to device 0. UNAVAILABLE when no device is usable.

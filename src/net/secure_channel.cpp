@@ -400,7 +400,14 @@ Status SecureChannel::send_record(MsgType type, uint8_t extra_flags, ByteSpan pl
     return resource_exhausted("channel: record of " + std::to_string(payload) + " bytes exceeds the peer's limit of " +
                               std::to_string(peer_max_payload_));
   }
-  uint8_t* buf = tx.buf.ensure(kFrameHeaderSize + payload);
+  const size_t frame = kFrameHeaderSize + payload;
+  // Straight into the stream's buffer where it offers one (an in-memory pipe), else into ours and copied.
+  auto direct = stream_->reserve_write(frame, deadline);
+  if (!direct.is_ok()) {
+    send_closed_ = true;
+    return direct.status().with_context("channel send");
+  }
+  uint8_t* buf = direct->empty() ? tx.buf.ensure(frame) : direct->data();
   FrameHeader h{type, static_cast<uint8_t>(flags::kEncrypted | extra_flags), static_cast<uint32_t>(tx.seq),
                 static_cast<uint32_t>(payload)};
   encode_frame_header(h, buf);
@@ -410,7 +417,12 @@ Status SecureChannel::send_record(MsgType type, uint8_t extra_flags, ByteSpan pl
   const auto nonce = record_nonce(tx.seq);
   CML_RETURN_IF_ERROR(
       tx.aead->seal(nonce, ByteSpan(aad, kAadSize), plaintext, MutableByteSpan(buf + kFrameHeaderSize, payload)));
-  Status st = stream_->write_all(ByteSpan(buf, kFrameHeaderSize + payload), deadline);
+  Status st = Status::ok();
+  if (direct->empty()) {
+    st = stream_->write_all(ByteSpan(buf, frame), deadline);
+  } else {
+    stream_->commit_write(frame);
+  }
   if (!st.is_ok()) {
     send_closed_ = true;  // the peer may have seen part of a frame; the direction is unusable
     return st.with_context("channel send");
@@ -586,15 +598,26 @@ Status SecureChannel::read_record_header(FrameHeader& h, Deadline deadline, bool
 Status SecureChannel::open_record_into(const FrameHeader& h, MutableByteSpan out, Deadline deadline) {
   Direction& rx = *rx_;
   CML_CHECK(out.size() + crypto::kAeadTagSize == h.payload_len);
-  uint8_t tag[crypto::kAeadTagSize];
-  Status st = stream_->read_exact(out, deadline);
-  if (st.is_ok()) st = stream_->read_exact(MutableByteSpan(tag, sizeof(tag)), deadline);
-  if (!st.is_ok()) return st.with_context("channel: peer vanished mid-frame");
+  // Opened straight out of the stream's buffer where it offers one (an in-memory pipe), else read into
+  // `out` and opened in place.
+  auto direct = stream_->peek_read(h.payload_len, deadline);
+  if (!direct.is_ok()) return direct.status().with_context("channel: peer vanished mid-frame");
+  uint8_t tag_buf[crypto::kAeadTagSize];
+  ByteSpan ct = out, tag(tag_buf, sizeof(tag_buf));
+  if (direct->empty()) {
+    Status rd = stream_->read_exact(out, deadline);
+    if (rd.is_ok()) rd = stream_->read_exact(MutableByteSpan(tag_buf, sizeof(tag_buf)), deadline);
+    if (!rd.is_ok()) return rd.with_context("channel: peer vanished mid-frame");
+  } else {
+    ct = direct->first(out.size());
+    tag = direct->subspan(out.size());
+  }
   uint8_t aad[kAadSize];
   encode_frame_header(h, aad);
   std::memcpy(aad + kFrameHeaderSize, session_id_.data(), kSessionIdSize);
   const auto nonce = record_nonce(rx.seq);
-  st = rx.aead->open_detached(nonce, ByteSpan(aad, kAadSize), out, ByteSpan(tag, sizeof(tag)), out);
+  Status st = rx.aead->open_detached(nonce, ByteSpan(aad, kAadSize), ct, tag, out);
+  if (!direct->empty()) stream_->release_read(h.payload_len);
   if (!st.is_ok()) {
     return crypto_error("channel: record " + std::to_string(rx.seq) + " (" + std::string(msg_type_name(h.type)) +
                         ") failed authentication (modified or forged frame)");

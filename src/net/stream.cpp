@@ -53,6 +53,19 @@ Status Stream::write_all(ByteSpan data, Deadline deadline) {
   return write_all(std::span<const ByteSpan>(parts), deadline);
 }
 
+Result<MutableByteSpan> Stream::reserve_write(size_t /*n*/, Deadline /*deadline*/) {
+  return MutableByteSpan{};
+}
+void Stream::commit_write(size_t /*n*/) {
+  CML_CHECK_MSG(false, "commit_write without a reservation");
+}
+Result<ByteSpan> Stream::peek_read(size_t /*n*/, Deadline /*deadline*/) {
+  return ByteSpan{};
+}
+void Stream::release_read(size_t /*n*/) {
+  CML_CHECK_MSG(false, "release_read without a peek");
+}
+
 namespace {
 
 std::string errno_text(int err) {
@@ -515,6 +528,65 @@ class PipeStream final : public Stream {
     return Status::ok();
   }
 
+  Result<MutableByteSpan> reserve_write(size_t n, Deadline deadline) override {
+    PipeBuffer& b = *out_;
+    std::unique_lock lk(b.mu);
+    // Only the writer moves the tail, so whether these n bytes lie in one piece is known now.
+    const size_t tail = (b.head + b.size) % b.cap;
+    if (n == 0 || n > b.cap || tail + n > b.cap) return MutableByteSpan{};
+    if (!wait_until(b.writable, lk, deadline,
+                    [&] { return b.cap - b.size >= n || b.reader_closed || b.aborted || b.writer_closed; })) {
+      return timeout_error("write to " + name_ + ": deadline passed");
+    }
+    if (b.aborted) return unavailable("pipe " + name_ + " aborted");
+    if (b.writer_closed) return unavailable("write to " + name_ + " after shutdown");
+    if (b.reader_closed) return unavailable("pipe " + name_ + ": peer closed");
+    reserved_ = n;
+    return MutableByteSpan(b.ring.get() + tail, n);
+  }
+
+  void commit_write(size_t n) override {
+    CML_CHECK_MSG(n == reserved_ && n > 0, "commit_write: not the reserved size");
+    reserved_ = 0;
+    PipeBuffer& b = *out_;
+    {
+      std::lock_guard lk(b.mu);
+      b.size += n;
+      b.events.fetch_add(1, std::memory_order_release);
+    }
+    b.readable.notify_one();
+  }
+
+  Result<ByteSpan> peek_read(size_t n, Deadline deadline) override {
+    PipeBuffer& b = *in_;
+    std::unique_lock lk(b.mu);
+    // Only the reader moves the head, so whether the next n bytes lie in one piece is known now.
+    if (n == 0 || n > b.cap || b.head + n > b.cap) return ByteSpan{};
+    if (!read_spin_.wait(lk, b.readable, b.events, deadline,
+                         [&] { return b.size >= n || b.writer_closed || b.aborted; })) {
+      return timeout_error("read from " + name_ + ": deadline passed");
+    }
+    if (b.aborted) return unavailable("pipe " + name_ + " aborted");
+    if (b.size < n) {
+      return unavailable("peer " + name_ + " closed the stream after " + std::to_string(b.size) + " of " +
+                         std::to_string(n) + " bytes");
+    }
+    peeked_ = n;
+    return ByteSpan(b.ring.get() + b.head, n);
+  }
+
+  void release_read(size_t n) override {
+    CML_CHECK_MSG(n == peeked_ && n > 0, "release_read: not the peeked size");
+    peeked_ = 0;
+    PipeBuffer& b = *in_;
+    {
+      std::lock_guard lk(b.mu);
+      b.head = (b.head + n) % b.cap;
+      b.size -= n;
+    }
+    b.writable.notify_one();
+  }
+
   Status shutdown_write() override {
     {
       std::lock_guard lk(out_->mu);
@@ -544,6 +616,8 @@ class PipeStream final : public Stream {
   std::shared_ptr<PipeBuffer> out_;
   std::string name_;
   AdaptiveSpin read_spin_;  // the reading thread's (one reader per direction)
+  size_t reserved_ = 0;     // the writer's outstanding reserve_write
+  size_t peeked_ = 0;       // the reader's outstanding peek_read
 };
 
 std::pair<std::unique_ptr<Stream>, std::unique_ptr<Stream>> make_named_pipe(size_t capacity, const std::string& name) {

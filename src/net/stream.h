@@ -49,6 +49,20 @@ class Stream {
   // Reads exactly buf.size() bytes. UNAVAILABLE ("peer closed after k of n bytes") on early end of stream.
   Status read_exact(MutableByteSpan buf, Deadline deadline);
   Status write_all(ByteSpan data, Deadline deadline);
+
+  // ---- Optional direct access to the stream's own buffer (in-memory pipes offer it) ----
+  // A SecureChannel seals a record straight into it and opens one straight out of it, saving a copy on
+  // each side. An empty span means "not here": the stream has no such buffer, or these n bytes would
+  // not lie in one piece of it; the caller then uses write_all / read_exact, which always work.
+  //
+  // A span of exactly n writable bytes, once there is room; the caller fills it and publishes it with
+  // commit_write(n) (or drops it by not committing: nothing was written). Same errors as write_all.
+  virtual Result<MutableByteSpan> reserve_write(size_t n, Deadline deadline);
+  virtual void commit_write(size_t n);
+  // A span of exactly the next n bytes, once all are buffered; release_read(n) consumes them. Same
+  // errors as read_exact, including UNAVAILABLE when the stream ends before n bytes.
+  virtual Result<ByteSpan> peek_read(size_t n, Deadline deadline);
+  virtual void release_read(size_t n);
 };
 
 class Listener {

@@ -311,9 +311,10 @@ struct Established {
   testing::MockSide c = mock_side("client", "server");
   testing::MockSide s = mock_side("server", "client");
   std::unique_ptr<SecureChannel> i, r;
-  explicit Established(std::function<void(ChannelConfig&, ChannelConfig&)> tweak = {}) {
+  explicit Established(std::function<void(ChannelConfig&, ChannelConfig&)> tweak = {},
+                       size_t pipe_capacity = 4u << 20) {
     if (tweak) tweak(c.config, s.config);
-    auto pipe_a = make_pipe();
+    auto pipe_a = make_pipe(pipe_capacity);
     auto& a = pipe_a.first;
     auto& b = pipe_a.second;
     auto p = handshake(std::move(a), std::move(b), c.config, s.config);
@@ -474,6 +475,35 @@ TEST(Channel, TensorsOfEveryDTypeAndSize) {
   NET_ASSERT_OK(e.r->recv(m, soon()));
   EXPECT_TRUE(m.tensor.shape.empty());
   EXPECT_EQ(m.tensor.data.size(), 4u);
+}
+
+// Over a pipe of 10000 bytes, records of varying size land in one piece of the ring (sealed into it and
+// opened out of it) or across its end (copied through the channel's own buffers), both ways at once.
+TEST(Channel, RecordsInOnePieceOfThePipeOrAcrossItsEnd) {
+  Established e({}, 10000);
+  std::vector<Bytes> sent;
+  for (uint32_t k = 0; k < 300; ++k) {
+    Bytes d(1 + (k * 977) % 6000);
+    for (size_t j = 0; j < d.size(); ++j) d[j] = uint8_t(j * 7 + k);
+    sent.push_back(std::move(d));
+  }
+  std::thread t([&] {
+    for (const Bytes& d : sent) {
+      const uint32_t shape[] = {uint32_t(d.size())};
+      if (!e.i->send_tensor({"t", tensor::DType::kU8, shape, d}, soon()).is_ok()) return;
+      if (!e.i->send_data(ByteSpan(d).first(d.size() / 3), soon()).is_ok()) return;
+    }
+  });
+  Message m;
+  for (const Bytes& d : sent) {
+    NET_ASSERT_OK(e.r->recv(m, soon()));
+    ASSERT_EQ(m.kind, Message::Kind::kTensor);
+    ASSERT_EQ(m.tensor.data, d);
+    NET_ASSERT_OK(e.r->recv(m, soon()));
+    ASSERT_EQ(m.kind, Message::Kind::kData);
+    ASSERT_EQ(m.data, Bytes(d.begin(), d.begin() + std::ptrdiff_t(d.size() / 3)));
+  }
+  t.join();
 }
 
 TEST(Channel, TensorOverReceiverBoundRefused) {

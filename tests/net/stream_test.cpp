@@ -82,6 +82,92 @@ TEST(Pipe, CloseWakesReaderAndAbortWakesBoth) {
   t2.join();
 }
 
+TEST(Pipe, DirectAccessInOnePieceElseFallBack) {
+  auto pipe_a = make_pipe(100);
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
+  // 60 bytes written in place and read in place.
+  auto w = a->reserve_write(60, testing::soon());
+  NET_ASSERT_OK(w);
+  ASSERT_EQ(w->size(), 60u);
+  for (size_t i = 0; i < 60; ++i) (*w)[i] = uint8_t(i);
+  a->commit_write(60);
+  auto r = b->peek_read(60, testing::soon());
+  NET_ASSERT_OK(r);
+  ASSERT_EQ(r->size(), 60u);
+  for (size_t i = 0; i < 60; ++i) ASSERT_EQ((*r)[i], uint8_t(i));
+  b->release_read(60);
+  // Head and tail now at 60: 50 more bytes would cross the end of the ring, so neither side offers them
+  // in one piece, and the copying calls carry them.
+  auto w2 = a->reserve_write(50, testing::soon());
+  NET_ASSERT_OK(w2);
+  EXPECT_TRUE(w2->empty());
+  Bytes data(50);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = uint8_t(200 + i);
+  NET_ASSERT_OK(a->write_all(data, testing::soon()));
+  auto r2 = b->peek_read(50, testing::soon());
+  NET_ASSERT_OK(r2);
+  EXPECT_TRUE(r2->empty());
+  Bytes got(50);
+  NET_ASSERT_OK(b->read_exact(got, testing::soon()));
+  EXPECT_EQ(got, data);
+  // Head and tail at 10: in one piece again, mixed with a copying read of part of it.
+  auto w3 = a->reserve_write(30, testing::soon());
+  NET_ASSERT_OK(w3);
+  ASSERT_EQ(w3->size(), 30u);
+  std::fill(w3->begin(), w3->end(), uint8_t(7));
+  a->commit_write(30);
+  Bytes first(10);
+  NET_ASSERT_OK(b->read_exact(first, testing::soon()));
+  EXPECT_EQ(first, Bytes(10, 7));
+  auto r3 = b->peek_read(20, testing::soon());
+  NET_ASSERT_OK(r3);
+  EXPECT_EQ(Bytes(r3->begin(), r3->end()), Bytes(20, 7));
+  b->release_read(20);
+  // More than the ring holds is never offered in one piece.
+  auto big = a->reserve_write(101, testing::soon());
+  NET_ASSERT_OK(big);
+  EXPECT_TRUE(big->empty());
+}
+
+TEST(Pipe, DirectAccessWaitsTimesOutAndSeesTheEnd) {
+  auto pipe_a = make_pipe(16);
+  auto& a = pipe_a.first;
+  auto& b = pipe_a.second;
+  Bytes ten(10);
+  NET_ASSERT_OK(a->write_all(Bytes(10, 0), testing::soon()));
+  NET_ASSERT_OK(b->read_exact(ten, testing::soon()));
+  NET_ASSERT_OK(a->write_all(Bytes(12, 1), testing::soon()));  // wraps: head 10, tail 6, 4 bytes free
+  // Five bytes from the tail are in one piece but not free: the reservation waits, here past its deadline.
+  NET_EXPECT_ERROR(a->reserve_write(5, Deadline::after(milliseconds(20))), StatusCode::kTimeout, "deadline");
+  Bytes six(6);
+  NET_ASSERT_OK(b->read_exact(six, testing::soon()));  // head 0, 6 bytes buffered
+  // A peek waits until all its bytes are there.
+  NET_EXPECT_ERROR(b->peek_read(8, Deadline::after(milliseconds(20))), StatusCode::kTimeout, "deadline");
+  std::thread t([&] {
+    std::this_thread::sleep_for(milliseconds(10));
+    auto w = a->reserve_write(2, testing::soon());
+    if (w.is_ok() && w->size() == 2) {
+      (*w)[0] = (*w)[1] = 2;
+      a->commit_write(2);
+    }
+  });
+  auto r = b->peek_read(8, testing::soon());
+  t.join();
+  NET_ASSERT_OK(r);
+  EXPECT_EQ(Bytes(r->begin(), r->end()), Bytes({1, 1, 1, 1, 1, 1, 2, 2}));
+  b->release_read(8);
+  // The writer closes after 3 of the 4 bytes the reader wants.
+  NET_ASSERT_OK(a->write_all(Bytes(3, 3), testing::soon()));
+  a.reset();
+  NET_EXPECT_ERROR(b->peek_read(4, testing::soon()), StatusCode::kUnavailable, "closed the stream after 3 of 4");
+  // An aborted pipe refuses both.
+  auto pipe_c = make_pipe(64);
+  pipe_c.first->abort();
+  NET_EXPECT_ERROR(pipe_c.first->reserve_write(8, testing::soon()), StatusCode::kUnavailable, "aborted");
+  NET_EXPECT_ERROR(pipe_c.second->peek_read(8, testing::soon()), StatusCode::kUnavailable, "aborted");
+}
+
 TEST(PipeListener, ConnectAccept) {
   PipeListener l("stage0");
   EXPECT_EQ(l.local_endpoint(), "pipe://stage0");

@@ -584,8 +584,15 @@ CML_AVX2 void axpy_rows_avx2(const WeightView& w, const float* x, int64_t ldx, f
     for (; k + KS <= w.in; k += KS) {
       const char* wr[KS];
       for (int j = 0; j < KS; ++j) wr[j] = base + static_cast<size_t>(k + j) * row_bytes;
+      // The next eight weight rows' segments, one cache line each per 64 bytes of this block: eight
+      // strided streams are more than the hardware prefetcher follows.
+      const bool ahead = k + 2 * KS <= w.in;
+      const size_t line_elems = 64 / esz;
       int64_t o = 0;
       for (; o < full; o += 8) {
+        if (ahead && static_cast<size_t>(o) % line_elems == 0) {
+          for (int j = 0; j < KS; ++j) _mm_prefetch(wr[j] + KS * row_bytes + static_cast<size_t>(o) * esz, _MM_HINT_T0);
+        }
         __m256 v[KS];
         for (int j = 0; j < KS; ++j) v[j] = load8<D>(wr[j], o);
         for (int r = 0; r < R; ++r) {

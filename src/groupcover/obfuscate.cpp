@@ -303,6 +303,15 @@ __attribute__((target("avx512f"))) void permute_row_avx512(const float* xr, cons
   }
   for (; j < in; ++j) o[j] = xr[p[j]];
 }
+// The same, eight lanes per gather.
+__attribute__((target("avx2"))) void permute_row_avx2(const float* xr, const uint32_t* p, int64_t in, float* o) {
+  int64_t j = 0;
+  for (; j + 8 <= in; j += 8) {
+    const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + j));
+    _mm256_storeu_ps(o + j, _mm256_i32gather_ps(xr, idx, 4));
+  }
+  for (; j < in; ++j) o[j] = xr[p[j]];
+}
 #endif
 
 }  // namespace
@@ -313,6 +322,10 @@ void permute_rows(const MatrixSecrets& s, const float* x, int64_t rows, float* x
 #if defined(__x86_64__)
   if (tensor::cpu_features().avx512 && in <= INT32_MAX) {
     for (int64_t t = 0; t < rows; ++t) permute_row_avx512(x + t * in, p, in, xt + t * in);
+    return;
+  }
+  if (tensor::cpu_features().avx2 && in <= INT32_MAX) {
+    for (int64_t t = 0; t < rows; ++t) permute_row_avx2(x + t * in, p, in, xt + t * in);
     return;
   }
 #endif

@@ -95,6 +95,21 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void f16_row_avx512(const u
   }
   for (; i < n; ++i) d[i] = f16_to_f32(s[i]);
 }
+__attribute__((target("avx2"))) void bf16_row_avx2(const uint16_t* s, float* d, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i)));
+    _mm256_storeu_ps(d + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+  }
+  for (; i < n; ++i) d[i] = bf16_to_f32(s[i]);
+}
+__attribute__((target("avx2,f16c"))) void f16_row_avx2(const uint16_t* s, float* d, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+  }
+  for (; i < n; ++i) d[i] = f16_to_f32(s[i]);
+}
 #endif
 }  // namespace
 
@@ -107,6 +122,7 @@ void convert_to_f32(DType src_type, const void* src, float* dst, int64_t n) {
       const auto* s = static_cast<const uint16_t*>(src);
 #if defined(__x86_64__)
       if (cpu_features().avx512) return bf16_row_avx512(s, dst, n);
+      if (cpu_features().avx2) return bf16_row_avx2(s, dst, n);
 #endif
       for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
       return;
@@ -115,6 +131,7 @@ void convert_to_f32(DType src_type, const void* src, float* dst, int64_t n) {
       const auto* s = static_cast<const uint16_t*>(src);
 #if defined(__x86_64__)
       if (cpu_features().avx512) return f16_row_avx512(s, dst, n);
+      if (cpu_features().avx2) return f16_row_avx2(s, dst, n);
 #endif
       for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
       return;

@@ -96,6 +96,19 @@ TEST(Obfuscate, RestoreIsExactUpToFloatAndBoundsHold) {
   EXPECT_LT(testing::max_row_rel_error(y.data(), ref, 5, out), 2e-5);
 }
 
+TEST(Obfuscate, PermuteRowsGathersByThePermutation) {
+  const int64_t out = 8, in = 101;  // a width that leaves every vector path a tail
+  auto w = random_matrix(out, in, 31);
+  auto om = obfuscate_matrix({w.data(), tensor::DType::kF32, out, in, false}, nullptr, ObfuscationConfig{});
+  ASSERT_TRUE(om.is_ok());
+  auto x = random_matrix(3, in, 32);
+  std::vector<float> xt(x.size());
+  permute_rows(om->secrets, x.data(), 3, xt.data());
+  for (int64_t t = 0; t < 3; ++t)
+    for (int64_t j = 0; j < in; ++j)
+      ASSERT_EQ(xt[size_t(t * in + j)], x[size_t(t * in + om->secrets.perm[size_t(j)])]) << t << "," << j;
+}
+
 TEST(Obfuscate, NoRowOfWAndNoScaledRowInWorkerMatrix) {
   const int64_t out = 128, in = 96;
   auto w = random_matrix(out, in, 21);

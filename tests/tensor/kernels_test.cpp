@@ -66,15 +66,26 @@ TEST(Half, Bf16Rounding) {
 }
 
 TEST(Half, BulkConversionMatchesScalar) {
-  std::vector<uint16_t> h(1000);
-  for (size_t i = 0; i < h.size(); ++i) h[i] = static_cast<uint16_t>(i * 61 + 7);
-  std::vector<float> a(h.size()), b(h.size());
-  convert_to_f32(DType::kBF16, h.data(), a.data(), 1000);
-  convert_to_f32(DType::kF16, h.data(), b.data(), 1000);
-  for (size_t i = 0; i < h.size(); ++i) {
-    EXPECT_EQ(std::memcmp(&a[i], &(const float&)bf16_to_f32(h[i]), 4), 0);
-    const float s = f16_to_f32(h[i]);
-    if (!std::isnan(s)) EXPECT_EQ(b[i], s);
+  // Every 16-bit pattern, at lengths that leave each vector path a tail.
+  std::vector<uint16_t> h(65536);
+  for (size_t i = 0; i < h.size(); ++i) h[i] = static_cast<uint16_t>(i);
+  for (int64_t n : {int64_t{65536}, int64_t{65533}, int64_t{7}}) {
+    std::vector<float> a(h.size(), -1.0f), b(h.size(), -1.0f);
+    convert_to_f32(DType::kBF16, h.data(), a.data(), n);
+    convert_to_f32(DType::kF16, h.data(), b.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const float sa = bf16_to_f32(h[size_t(i)]);
+      ASSERT_EQ(std::memcmp(&a[size_t(i)], &sa, 4), 0) << i;
+      const float s = f16_to_f32(h[size_t(i)]);
+      if (!std::isnan(s))
+        ASSERT_EQ(std::memcmp(&b[size_t(i)], &s, 4), 0) << i;
+      else
+        ASSERT_TRUE(std::isnan(b[size_t(i)])) << i;
+    }
+    if (n < 65536) {  // nothing written past n
+      EXPECT_EQ(a[size_t(n)], -1.0f);
+      EXPECT_EQ(b[size_t(n)], -1.0f);
+    }
   }
 }
 

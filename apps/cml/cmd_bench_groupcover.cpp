@@ -79,12 +79,8 @@ Result<std::unique_ptr<WorkerProcess>> start_worker(int threads) {
     dup2(fds[1], STDOUT_FILENO);
     close(fds[0]);
     close(fds[1]);
-    if (worker_on_cuda()) {
-      execl("/proc/self/exe", "cml", "worker", "--listen", "127.0.0.1:0", "--threads", th.c_str(), "--cuda",
-            (char*)nullptr);
-    } else {
-      execl("/proc/self/exe", "cml", "worker", "--listen", "127.0.0.1:0", "--threads", th.c_str(), (char*)nullptr);
-    }
+    const char* cuda = worker_on_cuda() ? "--cuda" : nullptr;  // null ends the list early
+    execl("/proc/self/exe", "cml", "worker", "--listen", "127.0.0.1:0", "--threads", th.c_str(), cuda, (char*)nullptr);
     _exit(127);
   }
   close(fds[1]);

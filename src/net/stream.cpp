@@ -533,7 +533,7 @@ class PipeStream final : public Stream {
     std::unique_lock lk(b.mu);
     // Only the writer moves the tail, so whether these n bytes lie in one piece is known now.
     const size_t tail = (b.head + b.size) % b.cap;
-    if (n == 0 || n > b.cap || tail + n > b.cap) return MutableByteSpan{};
+    if (n == 0 || tail + n > b.cap) return MutableByteSpan{};
     if (!wait_until(b.writable, lk, deadline,
                     [&] { return b.cap - b.size >= n || b.reader_closed || b.aborted || b.writer_closed; })) {
       return timeout_error("write to " + name_ + ": deadline passed");
@@ -561,7 +561,7 @@ class PipeStream final : public Stream {
     PipeBuffer& b = *in_;
     std::unique_lock lk(b.mu);
     // Only the reader moves the head, so whether the next n bytes lie in one piece is known now.
-    if (n == 0 || n > b.cap || b.head + n > b.cap) return ByteSpan{};
+    if (n == 0 || b.head + n > b.cap) return ByteSpan{};
     if (!read_spin_.wait(lk, b.readable, b.events, deadline,
                          [&] { return b.size >= n || b.writer_closed || b.aborted; })) {
       return timeout_error("read from " + name_ + ": deadline passed");

@@ -819,19 +819,12 @@ void linear_gemv(const WeightView& w, const float* x, int64_t ldx, int64_t rows,
   // Split output features; small ops run on the calling thread (waking workers costs ~µs).
   const int64_t work = w.out * w.in * rows;
   if (pool == nullptr || pool->size() == 1 || work < (1 << 16)) return gemv_range(w, x, ldx, rows, y, ldy, 0, w.out);
-  if (w.transposed) {
-    // The axpy form streams every weight row once per column range. One contiguous range per thread
-    // keeps each thread's reads long runs of a row; the eight smaller ranges parallel_for would make
-    // cut each row into 1–2 KiB pieces read at different times, and two threads then ran no faster than
-    // one (bench_tensor, GPT-2 layer, F32: 9.4–9.9 ms in eight ranges, 6.6–7.4 in two; one thread 9–11).
-    const int64_t parts = pool->size(), units = (w.out + 15) / 16;
-    pool->run(parts, [&](int64_t p) {
-      const int64_t b = units * p / parts * 16, e = std::min(w.out, units * (p + 1) / parts * 16);
-      if (b < e) gemv_range(w, x, ldx, rows, y, ldy, b, e);
-    });
-    return;
-  }
-  pool->parallel_for(w.out, 16, [&](int64_t b, int64_t e) { gemv_range(w, x, ldx, rows, y, ldy, b, e); });
+  // The axpy form streams every weight row once per column range. One contiguous range per thread
+  // keeps each thread's reads long runs of a row; four ranges per thread cut each row into 1–2 KiB
+  // pieces read at different times, and two threads then ran no faster than one (bench_tensor, GPT-2
+  // layer, F32: 9.4–9.9 ms in eight ranges, 6.6–7.4 in two; one thread 9–11).
+  pool->parallel_for(
+      w.out, 16, [&](int64_t b, int64_t e) { gemv_range(w, x, ldx, rows, y, ldy, b, e); }, w.transposed ? 1 : 4);
 }
 
 void linear_blas(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy,

@@ -122,13 +122,14 @@ void ThreadPool::run(int64_t tasks, const std::function<void(int64_t)>& fn) {
   job_ = nullptr;
 }
 
-void ThreadPool::parallel_for(int64_t n, int64_t align, const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::parallel_for(int64_t n, int64_t align, const std::function<void(int64_t, int64_t)>& fn,
+                              int per_thread) {
   if (n <= 0) return;
   if (align < 1) align = 1;
   const int64_t units = (n + align - 1) / align;
-  // More chunks than threads: a thread that starts late (the machine is busy) leaves its share to the
-  // others instead of holding everyone up.
-  const int64_t parts = std::min<int64_t>(size_ == 1 ? 1 : 4 * size_, units);
+  // More chunks than threads (by default): a thread that starts late (the machine is busy) leaves its
+  // share to the others instead of holding everyone up.
+  const int64_t parts = std::min<int64_t>(size_ == 1 ? 1 : std::max(1, per_thread) * size_, units);
   run(parts, [&](int64_t p) {
     const int64_t ub = units * p / parts, ue = units * (p + 1) / parts;
     const int64_t b = ub * align, e = std::min(n, ue * align);

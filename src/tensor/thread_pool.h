@@ -38,9 +38,11 @@ class ThreadPool {
 
   // Calls fn(task) for task in [0, tasks), spread over the pool; returns when all are done.
   void run(int64_t tasks, const std::function<void(int64_t task)>& fn);
-  // Splits [0, n) into contiguous chunks (a few per thread) whose boundaries are multiples of `align`
-  // (except the end) and calls fn(begin, end) for each non-empty chunk, in any order and thread.
-  void parallel_for(int64_t n, int64_t align, const std::function<void(int64_t begin, int64_t end)>& fn);
+  // Splits [0, n) into contiguous chunks (`per_thread` per thread, default a few, so that a thread that
+  // starts late leaves its share to the others) whose boundaries are multiples of `align` (except the
+  // end) and calls fn(begin, end) for each non-empty chunk, in any order and thread.
+  void parallel_for(int64_t n, int64_t align, const std::function<void(int64_t begin, int64_t end)>& fn,
+                    int per_thread = 4);
 
  private:
   // state_: the job generation (bits 33..63), whether the current job is closed to late workers (bit 32)

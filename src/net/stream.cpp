@@ -65,6 +65,7 @@ Result<ByteSpan> Stream::peek_read(size_t /*n*/, Deadline /*deadline*/) {
 void Stream::release_read(size_t /*n*/) {
   CML_CHECK_MSG(false, "release_read without a peek");
 }
+void Stream::set_read_spin(std::chrono::nanoseconds /*max*/) {}
 
 namespace {
 
@@ -233,6 +234,8 @@ class FdStream final : public Stream {
     rpos_ += n;
     return n;
   }
+
+  void set_read_spin(std::chrono::nanoseconds max) override { read_spin_.set_max(max); }
 
   std::atomic<bool> aborted_{false};
   AdaptiveSpin read_spin_;  // the reading thread's
@@ -610,6 +613,7 @@ class PipeStream final : public Stream {
     }
   }
   std::string peer() const override { return name_; }
+  void set_read_spin(std::chrono::nanoseconds max) override { read_spin_.set_max(max); }
 
  private:
   std::shared_ptr<PipeBuffer> in_;
@@ -655,6 +659,8 @@ struct PipeListener::State {
   std::condition_variable cv;
   std::deque<std::unique_ptr<Stream>> pending;
   bool closed = false;
+  // Bumped under `mu` by connect() and close(), so that an accepting thread can spin on it.
+  std::atomic<uint64_t> events{0};
 };
 
 PipeListener::PipeListener(std::string name, size_t capacity) : state_(std::make_shared<State>()) {
@@ -671,14 +677,19 @@ Result<std::unique_ptr<Stream>> PipeListener::connect() {
     std::lock_guard lk(state_->mu);
     if (state_->closed) return unavailable("pipe listener " + state_->name + " closed");
     state_->pending.push_back(std::move(server));
+    state_->events.fetch_add(1, std::memory_order_release);
   }
   state_->cv.notify_one();
   return std::move(client);
 }
 
 Result<std::unique_ptr<Stream>> PipeListener::accept(Deadline deadline) {
+  // Like a pipe's reader, an accepting thread spins briefly before it sleeps (per thread: a stage's
+  // accept loop learns how far apart its connections come).
+  thread_local AdaptiveSpin spin;
   std::unique_lock lk(state_->mu);
-  if (!wait_until(state_->cv, lk, deadline, [&] { return !state_->pending.empty() || state_->closed; })) {
+  if (!spin.wait(lk, state_->cv, state_->events, deadline,
+                 [&] { return !state_->pending.empty() || state_->closed; })) {
     return timeout_error("accept on pipe://" + state_->name + ": deadline passed");
   }
   if (state_->closed) return aborted("pipe listener " + state_->name + " closed");
@@ -696,6 +707,7 @@ void PipeListener::close() {
     std::lock_guard lk(state_->mu);
     state_->closed = true;
     state_->pending.clear();
+    state_->events.fetch_add(1, std::memory_order_release);
   }
   state_->cv.notify_all();
 }

@@ -46,6 +46,12 @@ class Stream {
   // "tcp://127.0.0.1:40000", "vsock://3:5000", "pipe" — for messages and logs.
   virtual std::string peer() const = 0;
 
+  // How long a reading thread may poll before it sleeps (base/spin.h; default AdaptiveSpin::default_max(),
+  // adapting to the waits it sees). A caller that knows the next reply needs about this long of the
+  // peer's computation (a handshake's key exchange) raises it for that phase and restores it after.
+  // Streams that do not spin ignore it. Called by the reading thread only.
+  virtual void set_read_spin(std::chrono::nanoseconds max);
+
   // Reads exactly buf.size() bytes. UNAVAILABLE ("peer closed after k of n bytes") on early end of stream.
   Status read_exact(MutableByteSpan buf, Deadline deadline);
   Status write_all(ByteSpan data, Deadline deadline);

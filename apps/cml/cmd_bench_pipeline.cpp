@@ -24,6 +24,7 @@
 #include "crypto/aead.h"
 #include "crypto/random.h"
 #include "model/generate.h"
+#include "net/stream.h"
 #include "pipeline/fake_executor.h"
 #include "pipeline/model_executor.h"
 #include "pipeline/stage.h"
@@ -159,8 +160,8 @@ struct ProcessPipeline {
     so.max_seq_len = 256;
     so.expect = attest::mock_measurements("bench-stage");
     for (uint32_t i = 0; i < stages; ++i) {
-      CML_ASSIGN_OR_RETURN(auto c, free_tcp_endpoint());
-      CML_ASSIGN_OR_RETURN(auto d, free_tcp_endpoint());
+      CML_ASSIGN_OR_RETURN(auto c, net::free_loopback_endpoint());
+      CML_ASSIGN_OR_RETURN(auto d, net::free_loopback_endpoint());
       so.endpoints.push_back({c, d});
     }
     CML_ASSIGN_OR_RETURN(auto m, pipeline::shard_model(source, so));

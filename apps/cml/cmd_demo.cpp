@@ -77,7 +77,7 @@ int run_demo(const DemoFlags& f) {
   so.max_seq_len = 512;
   so.expect = attest::mock_measurements("cml-demo-stage");
   for (uint32_t i = 0; i < f.stages; ++i) {
-    auto c = free_tcp_endpoint(), d = free_tcp_endpoint();
+    auto c = net::free_loopback_endpoint(), d = net::free_loopback_endpoint();
     if (!c || !d) {
       std::fprintf(stderr, "cml demo: no free port: %s\n", (c ? d.status() : c.status()).to_string().c_str());
       return 1;

@@ -22,14 +22,6 @@ extern char** environ;
 
 namespace cml::app {
 
-Result<std::string> free_tcp_endpoint() {
-  CML_ASSIGN_OR_RETURN(auto ep, net::parse_endpoint("tcp://127.0.0.1:0"));
-  CML_ASSIGN_OR_RETURN(auto l, net::listen(ep));
-  std::string s = l->local_endpoint();
-  l->close();
-  return s;
-}
-
 Status StageProcesses::spawn(const std::vector<std::string>& args, const std::string& log) {
   std::error_code ec;
   const std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();

@@ -59,9 +59,6 @@ struct RunResult {
 // when `shutdown` is set. Prints errors to stderr.
 Result<RunResult> run_generation(const pipeline::Manifest& m, const std::string& model_source, const RunFlags& f,
                                  FILE* out, bool shutdown);
-// A free TCP port on the loopback, as tcp://127.0.0.1:PORT (bound and released; racy only against
-// other processes picking ports at the same moment).
-Result<std::string> free_tcp_endpoint();
 
 // Child `cml` processes (this binary), reaped on destruction.
 struct StageProcesses {

@@ -15,7 +15,7 @@ namespace cml {
 
 std::chrono::nanoseconds AdaptiveSpin::default_max() {
   static const std::chrono::nanoseconds value = [] {
-    int64_t us = 50;
+    int64_t us = 300;
     if (const char* env = std::getenv("CML_SPIN_US")) {
       int64_t v = 0;
       const char* end = env + std::strlen(env);

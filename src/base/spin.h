@@ -7,6 +7,11 @@
 // wait (twice its length); after a longer block the budget halves, so a waiter whose data takes
 // milliseconds (a worker's GEMM, a model step) soon spins not at all and costs no CPU.
 //
+// The maximum (300 µs) must exceed what waking a sleeping thread costs (100–200 µs on the VMs measured):
+// a wait that ended in a sleep counts its wake-up too, and with a smaller maximum a chain of threads
+// that once fell asleep (each waiting for the previous one's wake-up) never spins again, every wait
+// then being longer than the maximum.
+//
 // While the machine is oversubscribed (more runnable threads than CPUs) a busy poll would take the CPU
 // from the thread it waits for, so the spinner yields its CPU between polls instead (sched_yield). A
 // chain of more threads than cores (orchestrator → stages → return) then passes data without wake-ups.
@@ -26,7 +31,7 @@ namespace cml {
 
 class AdaptiveSpin {
  public:
-  // The process-wide maximum: 50 µs, or CML_SPIN_US from the environment (0 turns spinning off).
+  // The process-wide maximum: 300 µs, or CML_SPIN_US from the environment (0 turns spinning off).
   static std::chrono::nanoseconds default_max();
 
   explicit AdaptiveSpin(std::chrono::nanoseconds max = default_max()) : max_ns_(max.count()), budget_ns_(max.count()) {}
@@ -91,16 +96,6 @@ class AdaptiveSpin {
   }
 
   std::chrono::nanoseconds budget() const { return std::chrono::nanoseconds(budget_ns_); }
-  std::chrono::nanoseconds max() const { return std::chrono::nanoseconds(max_ns_); }
-
-  // A new maximum, for a phase whose waits the caller can predict (a handshake waits for its peer's
-  // key exchange); the budget starts at it and adapts from there. Nothing changes while spinning is
-  // turned off for the process (CML_SPIN_US=0).
-  void set_max(std::chrono::nanoseconds max) {
-    if (default_max().count() == 0) return;
-    max_ns_ = max.count();
-    budget_ns_ = max_ns_;
-  }
 
   // True when more threads are runnable than there are CPUs, the caller included (sampled from
   // /proc/loadavg at most every 10 ms): a spinner would then take the CPU from the thread it waits for,

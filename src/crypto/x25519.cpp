@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -105,9 +106,14 @@ class EphemeralStock {
 
  private:
   void refill() {
-    // The lowest priority: the stock is made from spare CPU time and never delays the handshakes it
-    // serves (an empty stock only means the caller generates its key itself). Best effort.
-    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
+    // Only spare CPU time: the stock must never delay the handshakes it serves (an empty stock only
+    // means the caller generates its key itself). SCHED_IDLE, because any waking thread preempts it at
+    // once, where a nice-19 thread keeps its CPU for the rest of its time slice (up to milliseconds)
+    // after a handshake thread wakes up; nice 19 where SCHED_IDLE is refused. Best effort.
+    const sched_param idle{};
+    if (::sched_setscheduler(0, SCHED_IDLE, &idle) != 0) {
+      (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
+    }
     name_this_thread("x25519-refill");
     std::unique_lock lk(mu_);
     for (;;) {

@@ -4,7 +4,6 @@
 #include <cstring>
 #include <memory>
 
-#include "base/spin.h"
 #include "crypto/random.h"
 
 namespace cml::net {
@@ -29,8 +28,6 @@ class RecordBuffer {
   std::unique_ptr<uint8_t[]> data_;
   size_t cap_ = 0;
 };
-
-constexpr std::chrono::microseconds kHandshakeReadSpin{300};
 
 std::array<uint8_t, crypto::kAeadNonceSize> record_nonce(uint64_t seq) {
   std::array<uint8_t, crypto::kAeadNonceSize> n{};
@@ -197,12 +194,7 @@ Result<std::unique_ptr<SecureChannel>> SecureChannel::establish(std::unique_ptr<
   CML_RETURN_IF_ERROR(validate_config(config, initiator));
   std::unique_ptr<SecureChannel> ch(new SecureChannel(std::move(stream), config, initiator));
   const auto t0 = std::chrono::steady_clock::now();
-  // Each handshake reply follows the peer's X25519 work (a key generation and a derivation: 60-200 µs
-  // on the machines measured), longer than a record's usual wait: reads poll that long before they
-  // sleep, as waking a sleeping thread costs a VM 50-200 µs. Records use the stream's default again.
-  ch->stream_->set_read_spin(kHandshakeReadSpin);
   Status st = initiator ? ch->run_initiator() : ch->run_responder();
-  ch->stream_->set_read_spin(AdaptiveSpin::default_max());
   if (!st.is_ok()) return st;  // destroying the stream lets the peer read our Error frame, then EOF
   ch->handshake_time_ = std::chrono::steady_clock::now() - t0;
   return ch;

@@ -25,6 +25,7 @@
 #include <deque>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "base/spin.h"
@@ -65,7 +66,6 @@ Result<ByteSpan> Stream::peek_read(size_t /*n*/, Deadline /*deadline*/) {
 void Stream::release_read(size_t /*n*/) {
   CML_CHECK_MSG(false, "release_read without a peek");
 }
-void Stream::set_read_spin(std::chrono::nanoseconds /*max*/) {}
 
 namespace {
 
@@ -234,8 +234,6 @@ class FdStream final : public Stream {
     rpos_ += n;
     return n;
   }
-
-  void set_read_spin(std::chrono::nanoseconds max) override { read_spin_.set_max(max); }
 
   std::atomic<bool> aborted_{false};
   AdaptiveSpin read_spin_;  // the reading thread's
@@ -613,7 +611,6 @@ class PipeStream final : public Stream {
     }
   }
   std::string peer() const override { return name_; }
-  void set_read_spin(std::chrono::nanoseconds max) override { read_spin_.set_max(max); }
 
  private:
   std::shared_ptr<PipeBuffer> in_;
@@ -714,6 +711,20 @@ void PipeListener::close() {
 
 // ---------------------------------------------------------------------------------------------------
 // Endpoints
+
+Result<std::string> free_loopback_endpoint() {
+  static std::mutex mu;
+  static std::set<std::string> given;
+  CML_ASSIGN_OR_RETURN(auto ep, parse_endpoint("tcp://127.0.0.1:0"));
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    CML_ASSIGN_OR_RETURN(auto l, listen(ep));
+    std::string s = l->local_endpoint();
+    l->close();
+    std::lock_guard lk(mu);
+    if (given.insert(s).second) return s;
+  }
+  return unavailable("no free TCP port on 127.0.0.1 that this process has not been given before");
+}
 
 std::string Endpoint::to_string() const {
   if (kind == Kind::kVsock) return "vsock://" + std::to_string(cid) + ":" + std::to_string(port);

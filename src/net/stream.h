@@ -46,12 +46,6 @@ class Stream {
   // "tcp://127.0.0.1:40000", "vsock://3:5000", "pipe" — for messages and logs.
   virtual std::string peer() const = 0;
 
-  // How long a reading thread may poll before it sleeps (base/spin.h; default AdaptiveSpin::default_max(),
-  // adapting to the waits it sees). A caller that knows the next reply needs about this long of the
-  // peer's computation (a handshake's key exchange) raises it for that phase and restores it after.
-  // Streams that do not spin ignore it. Called by the reading thread only.
-  virtual void set_read_spin(std::chrono::nanoseconds max);
-
   // Reads exactly buf.size() bytes. UNAVAILABLE ("peer closed after k of n bytes") on early end of stream.
   Status read_exact(MutableByteSpan buf, Deadline deadline);
   Status write_all(ByteSpan data, Deadline deadline);
@@ -105,6 +99,11 @@ constexpr uint32_t kVsockCidHost = 2;
 Result<std::unique_ptr<Stream>> connect(const Endpoint& endpoint, Deadline deadline);
 // Binds and listens (SO_REUSEADDR for TCP). Port 0 picks a free port (see local_endpoint()).
 Result<std::unique_ptr<Listener>> listen(const Endpoint& endpoint, int backlog = 64);
+
+// A free TCP port on the loopback, as "tcp://127.0.0.1:PORT" (bound, then released: racy only against
+// other processes picking ports at the same moment). Never one this process was given before, as the
+// kernel may hand a just-released port out again and each endpoint of a manifest needs its own.
+Result<std::string> free_loopback_endpoint();
 // True when this kernel can create AF_VSOCK sockets (the live VSock test skips otherwise).
 bool vsock_available();
 

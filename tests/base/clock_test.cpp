@@ -15,8 +15,8 @@ TEST(ParseTime, UnixAndRfc3339Agree) {
 }
 
 TEST(ParseTime, RejectsGarbage) {
-  for (const char* bad : {"", "yesterday", "2023-13-01T00:00:00Z", "2023-09-18T12:00:00", "2023-09-18T12:00:00Zx",
-                          "99999999999999999"})
+  for (const char* bad :
+       {"", "yesterday", "2023-13-01T00:00:00Z", "2023-09-18T12:00:00", "2023-09-18T12:00:00Zx", "99999999999999999"})
     EXPECT_FALSE(parse_time(bad).is_ok()) << bad;
 }
 

@@ -4,7 +4,6 @@
 
 #include <thread>
 
-#include "base/spin.h"
 #include "net/secure_channel.h"
 #include "net_test_util.h"
 
@@ -63,46 +62,6 @@ TEST(Channel, HandshakeOverPipeBothSuites) {
     expect_established(r);
     EXPECT_EQ((*r.initiator)->suite(), suite);
     EXPECT_EQ((*r.responder)->peer_claims()->measurements.at("image"), attest::mock_measurements("client").at("image"));
-  }
-}
-
-// Passes everything through and records the read-spin maxima it is given.
-class SpinRecordingStream final : public Stream {
- public:
-  SpinRecordingStream(std::unique_ptr<Stream> inner, std::vector<std::chrono::nanoseconds>* log)
-      : inner_(std::move(inner)), log_(log) {}
-  Result<size_t> read_some(MutableByteSpan buf, Deadline d) override { return inner_->read_some(buf, d); }
-  Status write_all(std::span<const ByteSpan> parts, Deadline d) override { return inner_->write_all(parts, d); }
-  Status shutdown_write() override { return inner_->shutdown_write(); }
-  void abort() override { inner_->abort(); }
-  std::string peer() const override { return inner_->peer(); }
-  void set_read_spin(std::chrono::nanoseconds max) override {
-    log_->push_back(max);
-    inner_->set_read_spin(max);
-  }
-
- private:
-  std::unique_ptr<Stream> inner_;
-  std::vector<std::chrono::nanoseconds>* log_;
-};
-
-TEST(Channel, HandshakeReadsPollLongerThanRecordReads) {
-  // Both sides raise their reads' spin while they wait for the peer's key exchange, and give the
-  // stream its default back afterwards, whether the handshake succeeds or is refused.
-  for (const char* expected_peer : {"server", "someone-else"}) {
-    std::vector<std::chrono::nanoseconds> client_log, server_log;
-    auto [a, b] = make_pipe();
-    auto c = mock_side("client", expected_peer);
-    auto s = mock_side("server", "client");
-    auto r = handshake(std::make_unique<SpinRecordingStream>(std::move(a), &client_log),
-                       std::make_unique<SpinRecordingStream>(std::move(b), &server_log), c.config, s.config);
-    EXPECT_EQ(r.initiator.is_ok(), std::string(expected_peer) == "server");
-    for (const auto* log : {&client_log, &server_log}) {
-      ASSERT_EQ(log->size(), 2u) << expected_peer;
-      EXPECT_GE((*log)[0], std::chrono::microseconds(100));
-      EXPECT_GT((*log)[0], AdaptiveSpin::default_max());
-      EXPECT_EQ((*log)[1], AdaptiveSpin::default_max());
-    }
   }
 }
 

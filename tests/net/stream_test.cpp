@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -322,6 +323,23 @@ TEST(Tcp, AbortDiscardsBufferedBytesAndTimeoutKeepsThem) {
   read_record(*s, a);
   s->abort();
   NET_EXPECT_ERROR(s->read_some(buf, testing::soon()), StatusCode::kUnavailable, "aborted");
+}
+
+TEST(Tcp, FreeLoopbackEndpointsAreNeverRepeatedAndCanBeListenedOn) {
+  // The kernel hands just-released ports out again (it did so within a manifest's few picks), so a
+  // process must never be given the same one twice.
+  std::set<std::string> seen;
+  for (int i = 0; i < 300; ++i) {
+    auto ep = free_loopback_endpoint();
+    NET_ASSERT_OK(ep);
+    EXPECT_TRUE(seen.insert(*ep).second) << *ep << " given twice";
+    EXPECT_EQ(ep->rfind("tcp://127.0.0.1:", 0), 0u) << *ep;
+  }
+  auto ep = free_loopback_endpoint();
+  NET_ASSERT_OK(ep);
+  auto l = listen(parse_endpoint(*ep).value());
+  NET_ASSERT_OK(l);
+  EXPECT_EQ((*l)->local_endpoint(), *ep);
 }
 
 TEST(Tcp, ConnectRefused) {

@@ -15,12 +15,9 @@
 
 namespace cml::pipeline::testing {
 
-// A free TCP port on the loopback (bound, then released), as tcp://127.0.0.1:PORT.
+// A free TCP port on the loopback, as tcp://127.0.0.1:PORT, never the same twice in one process.
 inline std::string free_endpoint() {
-  auto l = net::listen(net::parse_endpoint("tcp://127.0.0.1:0").value()).value();
-  std::string s = l->local_endpoint();
-  l->close();
-  return s;
+  return net::free_loopback_endpoint().value();
 }
 
 inline std::string unique_prefix() {

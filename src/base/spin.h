@@ -96,6 +96,15 @@ class AdaptiveSpin {
   }
 
   std::chrono::nanoseconds budget() const { return std::chrono::nanoseconds(budget_ns_); }
+  std::chrono::nanoseconds max() const { return std::chrono::nanoseconds(max_ns_); }
+
+  // A new maximum (the budget starts at it). Nothing changes while spinning is turned off for the
+  // process (CML_SPIN_US=0).
+  void set_max(std::chrono::nanoseconds max) {
+    if (default_max().count() == 0) return;
+    max_ns_ = max.count();
+    budget_ns_ = max_ns_;
+  }
 
   // True when more threads are runnable than there are CPUs, the caller included (sampled from
   // /proc/loadavg at most every 10 ms): a spinner would then take the CPU from the thread it waits for,

@@ -86,6 +86,10 @@ net::ChannelConfig base_config() {
   net::ChannelConfig c;
   c.mode = net::HandshakeMode::kOneWay;
   c.max_tensor_size = 12 + kMaxHeaderBytes + kMaxPayloadFloats * 4;
+  // Each side waits for the other's computation (the worker's GEMM, the TEE's layers), mostly longer
+  // than this: the process-wide 300 µs would spin away TEE CPU and take cores from a worker that shares
+  // the host (docs/notes/gcover.md, eighth session).
+  c.read_spin = std::chrono::microseconds(50);
   return c;
 }
 

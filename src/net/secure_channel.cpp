@@ -119,6 +119,9 @@ Status validate_config(const ChannelConfig& c, bool initiator) {
   }
   if (c.handshake_timeout.count() <= 0) return invalid_argument("channel config: handshake_timeout must be positive");
   if (c.clock == nullptr) return invalid_argument("channel config: clock is required");
+  if (c.read_spin && (c.read_spin->count() < 0 || *c.read_spin > std::chrono::milliseconds(10))) {
+    return invalid_argument("channel config: read_spin must be in [0, 10 ms]");
+  }
   return Status::ok();
 }
 
@@ -368,6 +371,7 @@ Status SecureChannel::install_keys(KeySchedule& ks, crypto::AeadSuite suite, uin
   peer_max_payload_ = peer_max_payload;
   CML_RETURN_IF_ERROR(tx_->set_key(suite, initiator_ ? std::move(ks.key_i2r) : std::move(ks.key_r2i)));
   CML_RETURN_IF_ERROR(rx_->set_key(suite, initiator_ ? std::move(ks.key_r2i) : std::move(ks.key_i2r)));
+  if (config_.read_spin) stream_->set_read_spin(*config_.read_spin);
   return Status::ok();
 }
 

@@ -89,6 +89,12 @@ struct ChannelConfig {
   std::vector<crypto::AeadSuite> suites = default_suites();
 
   Duration handshake_timeout = std::chrono::seconds(10);
+  // The longest a read of this channel's records polls before it sleeps (at most 10 ms); unset: the
+  // process-wide default (AdaptiveSpin::default_max()), which the handshake always uses. A peer whose
+  // replies follow its own computation (a GroupCover worker's GEMM, a TEE's layers between requests)
+  // warrants less: a spinning thread burns CPU the TEE pays for and may take a core from a process on
+  // the same host.
+  std::optional<Duration> read_spin;
   // Largest frame payload this side accepts (advertised in the handshake; the peer never sends more).
   uint32_t max_record_payload = 4u << 20;
   // Largest Data message accepted (≤ max_record_payload − 16).

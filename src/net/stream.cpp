@@ -66,6 +66,7 @@ Result<ByteSpan> Stream::peek_read(size_t /*n*/, Deadline /*deadline*/) {
 void Stream::release_read(size_t /*n*/) {
   CML_CHECK_MSG(false, "release_read without a peek");
 }
+void Stream::set_read_spin(std::chrono::nanoseconds /*max*/) {}
 
 namespace {
 
@@ -234,6 +235,8 @@ class FdStream final : public Stream {
     rpos_ += n;
     return n;
   }
+
+  void set_read_spin(std::chrono::nanoseconds max) override { read_spin_.set_max(max); }
 
   std::atomic<bool> aborted_{false};
   AdaptiveSpin read_spin_;  // the reading thread's
@@ -611,6 +614,7 @@ class PipeStream final : public Stream {
     }
   }
   std::string peer() const override { return name_; }
+  void set_read_spin(std::chrono::nanoseconds max) override { read_spin_.set_max(max); }
 
  private:
   std::shared_ptr<PipeBuffer> in_;

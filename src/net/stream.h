@@ -46,6 +46,10 @@ class Stream {
   // "tcp://127.0.0.1:40000", "vsock://3:5000", "pipe" — for messages and logs.
   virtual std::string peer() const = 0;
 
+  // The longest a reading thread polls before it sleeps (base/spin.h; default
+  // AdaptiveSpin::default_max()). Streams that do not spin ignore it. Called by the reading thread.
+  virtual void set_read_spin(std::chrono::nanoseconds max);
+
   // Reads exactly buf.size() bytes. UNAVAILABLE ("peer closed after k of n bytes") on early end of stream.
   Status read_exact(MutableByteSpan buf, Deadline deadline);
   Status write_all(ByteSpan data, Deadline deadline);

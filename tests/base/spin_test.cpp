@@ -44,6 +44,23 @@ TEST(AdaptiveSpin, LongWaitsTurnSpinningOffAndShortWaitsTurnItBackOn) {
   EXPECT_EQ(s.budget(), microseconds(50));
 }
 
+TEST(AdaptiveSpin, NewMaximumStartsAFreshBudget) {
+  AdaptiveSpin s(microseconds(300));
+  for (int k = 0; k < 12; ++k) s.record_wait(std::chrono::milliseconds(2));
+  ASSERT_EQ(s.budget().count(), 0);
+  s.set_max(microseconds(50));
+  if (AdaptiveSpin::default_max().count() == 0) {  // CML_SPIN_US=0: spinning stays off
+    EXPECT_EQ(s.budget().count(), 0);
+    return;
+  }
+  EXPECT_EQ(s.max(), microseconds(50));
+  EXPECT_EQ(s.budget(), microseconds(50));
+  s.record_wait(microseconds(40));  // adapts within the new maximum
+  EXPECT_EQ(s.budget(), microseconds(50));
+  s.record_wait(microseconds(10));
+  EXPECT_EQ(s.budget(), microseconds(20));
+}
+
 TEST(AdaptiveSpin, DefaultMaximumIsBounded) {
   EXPECT_GE(AdaptiveSpin::default_max().count(), 0);
   EXPECT_LE(AdaptiveSpin::default_max(), std::chrono::milliseconds(10));

@@ -65,6 +65,46 @@ TEST(Channel, HandshakeOverPipeBothSuites) {
   }
 }
 
+// Passes everything through and records the read-spin maxima it is given.
+class SpinRecordingStream final : public Stream {
+ public:
+  SpinRecordingStream(std::unique_ptr<Stream> inner, std::vector<std::chrono::nanoseconds>* log)
+      : inner_(std::move(inner)), log_(log) {}
+  Result<size_t> read_some(MutableByteSpan buf, Deadline d) override { return inner_->read_some(buf, d); }
+  Status write_all(std::span<const ByteSpan> parts, Deadline d) override { return inner_->write_all(parts, d); }
+  Status shutdown_write() override { return inner_->shutdown_write(); }
+  void abort() override { inner_->abort(); }
+  std::string peer() const override { return inner_->peer(); }
+  void set_read_spin(std::chrono::nanoseconds max) override {
+    log_->push_back(max);
+    inner_->set_read_spin(max);
+  }
+
+ private:
+  std::unique_ptr<Stream> inner_;
+  std::vector<std::chrono::nanoseconds>* log_;
+};
+
+TEST(Channel, ReadSpinAppliesToRecordsOnlyOnceEstablished) {
+  // The handshake keeps the stream's default; a configured read_spin takes over once keys are
+  // installed, and a refused handshake leaves the stream as it was.
+  for (const char* expected_peer : {"server", "someone-else"}) {
+    std::vector<std::chrono::nanoseconds> client_log, server_log;
+    auto [a, b] = make_pipe();
+    auto c = mock_side("client", expected_peer);
+    auto s = mock_side("server", "client");
+    c.config.read_spin = std::chrono::microseconds(20);  // the server leaves it unset
+    auto r = handshake(std::make_unique<SpinRecordingStream>(std::move(a), &client_log),
+                       std::make_unique<SpinRecordingStream>(std::move(b), &server_log), c.config, s.config);
+    const bool ok = std::string(expected_peer) == "server";
+    EXPECT_EQ(r.initiator.is_ok(), ok);
+    EXPECT_EQ(client_log, ok ? std::vector<std::chrono::nanoseconds>{std::chrono::microseconds(20)}
+                             : std::vector<std::chrono::nanoseconds>{});
+    EXPECT_TRUE(server_log.empty());
+    if (ok) expect_established(r);
+  }
+}
+
 TEST(Channel, ResponderHonoursInitiatorPreference) {
   auto c = mock_side("client", "server");
   auto s = mock_side("server", "client");
@@ -305,6 +345,13 @@ TEST(Channel, ConfigValidation) {
   bad = c.config;
   bad.verifiers = nullptr;
   EXPECT_EQ(validate_config(bad, true).code(), StatusCode::kInvalidArgument);
+  bad = c.config;
+  bad.read_spin = std::chrono::milliseconds(11);
+  EXPECT_EQ(validate_config(bad, true).code(), StatusCode::kInvalidArgument);
+  bad.read_spin = std::chrono::nanoseconds(-1);
+  EXPECT_EQ(validate_config(bad, true).code(), StatusCode::kInvalidArgument);
+  bad.read_spin = std::chrono::milliseconds(10);
+  EXPECT_TRUE(validate_config(bad, true).is_ok());
 }
 
 struct Established {

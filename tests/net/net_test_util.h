@@ -125,6 +125,7 @@ class TamperStream final : public Stream {
   Status shutdown_write() override { return inner_->shutdown_write(); }
   void abort() override { inner_->abort(); }
   std::string peer() const override { return inner_->peer(); }
+  void set_read_spin(std::chrono::nanoseconds max) override { inner_->set_read_spin(max); }
 
  private:
   std::unique_ptr<Stream> inner_;

@@ -66,22 +66,16 @@ TEST(Channel, HandshakeOverPipeBothSuites) {
 }
 
 // Passes everything through and records the read-spin maxima it is given.
-class SpinRecordingStream final : public Stream {
+class SpinRecordingStream final : public testing::ForwardingStream {
  public:
   SpinRecordingStream(std::unique_ptr<Stream> inner, std::vector<std::chrono::nanoseconds>* log)
-      : inner_(std::move(inner)), log_(log) {}
-  Result<size_t> read_some(MutableByteSpan buf, Deadline d) override { return inner_->read_some(buf, d); }
-  Status write_all(std::span<const ByteSpan> parts, Deadline d) override { return inner_->write_all(parts, d); }
-  Status shutdown_write() override { return inner_->shutdown_write(); }
-  void abort() override { inner_->abort(); }
-  std::string peer() const override { return inner_->peer(); }
+      : ForwardingStream(std::move(inner)), log_(log) {}
   void set_read_spin(std::chrono::nanoseconds max) override {
     log_->push_back(max);
-    inner_->set_read_spin(max);
+    ForwardingStream::set_read_spin(max);
   }
 
  private:
-  std::unique_ptr<Stream> inner_;
   std::vector<std::chrono::nanoseconds>* log_;
 };
 

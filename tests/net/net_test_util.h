@@ -90,9 +90,29 @@ struct Session {
   std::unique_ptr<SecureChannel> initiator, responder;
 };
 
+// Passes every call to the wrapped stream, except direct buffer access (a wrapper that changes
+// writes must see them all, so it offers none and SecureChannel uses write_all / read_exact).
+// Test wrappers override what they watch or change.
+class ForwardingStream : public Stream {
+ public:
+  explicit ForwardingStream(std::unique_ptr<Stream> inner) : inner_(std::move(inner)) {}
+  Result<size_t> read_some(MutableByteSpan buf, Deadline d) override { return inner_->read_some(buf, d); }
+  Status write_all(std::span<const ByteSpan> parts, Deadline d) override { return inner_->write_all(parts, d); }
+  Status shutdown_write() override { return inner_->shutdown_write(); }
+  void abort() override { inner_->abort(); }
+  std::string peer() const override { return inner_->peer(); }
+  void set_read_spin(std::chrono::nanoseconds max) override { inner_->set_read_spin(max); }
+
+ protected:
+  Stream& inner() { return *inner_; }
+
+ private:
+  std::unique_ptr<Stream> inner_;
+};
+
 // A Stream wrapper that hands every write (one frame per write for SecureChannel) to a hook, which
 // decides what actually goes to the wire. Thread-safe hook replacement.
-class TamperStream final : public Stream {
+class TamperStream final : public ForwardingStream {
  public:
   using Hook = std::function<std::vector<Bytes>(Bytes frame)>;
   struct Control {
@@ -104,31 +124,25 @@ class TamperStream final : public Stream {
     }
   };
   TamperStream(std::unique_ptr<Stream> inner, std::shared_ptr<Control> c)
-      : inner_(std::move(inner)), c_(std::move(c)) {}
-  Result<size_t> read_some(MutableByteSpan buf, Deadline d) override { return inner_->read_some(buf, d); }
+      : ForwardingStream(std::move(inner)), c_(std::move(c)) {}
   Status write_all(std::span<const ByteSpan> parts, Deadline d) override {
     Hook hook;
     {
       std::lock_guard lk(c_->mu);
       hook = c_->hook;
     }
-    if (!hook) return inner_->write_all(parts, d);
+    if (!hook) return inner().write_all(parts, d);
     Bytes frame;
     for (auto p : parts) frame.insert(frame.end(), p.begin(), p.end());
     for (const Bytes& out : hook(std::move(frame))) {
       if (out.empty()) continue;
-      Status st = inner_->write_all(ByteSpan(out), d);
+      Status st = inner().write_all(ByteSpan(out), d);
       if (!st.is_ok()) return st;
     }
     return Status::ok();
   }
-  Status shutdown_write() override { return inner_->shutdown_write(); }
-  void abort() override { inner_->abort(); }
-  std::string peer() const override { return inner_->peer(); }
-  void set_read_spin(std::chrono::nanoseconds max) override { inner_->set_read_spin(max); }
 
  private:
-  std::unique_ptr<Stream> inner_;
   std::shared_ptr<Control> c_;
 };
 

@@ -29,6 +29,29 @@ class RecordBuffer {
   size_t cap_ = 0;
 };
 
+// What cork() gathers before it writes: records sealed while corked are appended here and written in one
+// piece by uncork(), or earlier once the next record would not fit.
+constexpr size_t kCorkBytes = 64 * 1024;
+
+class CorkBuffer {
+ public:
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  // Room for n more bytes at the end (n ≤ kCorkBytes − size()); they count once append() returns.
+  uint8_t* append(size_t n) {
+    if (!data_) data_ = std::make_unique_for_overwrite<uint8_t[]>(kCorkBytes);
+    uint8_t* p = data_.get() + size_;
+    size_ += n;
+    return p;
+  }
+  ByteSpan bytes() const { return ByteSpan(data_.get(), size_); }
+  void clear() { size_ = 0; }
+
+ private:
+  std::unique_ptr<uint8_t[]> data_;
+  size_t size_ = 0;
+};
+
 std::array<uint8_t, crypto::kAeadNonceSize> record_nonce(uint64_t seq) {
   std::array<uint8_t, crypto::kAeadNonceSize> n{};
   store_u64_be(n.data() + 4, seq);
@@ -63,6 +86,8 @@ struct SecureChannel::Direction {
   uint64_t records_since_key = 0;
   uint64_t bytes_since_key = 0;
   RecordBuffer buf;
+  bool corked = false;
+  CorkBuffer pending;  // sealed frames not yet written (only while corked)
   std::atomic<uint64_t> records{0};
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> key_updates{0};
@@ -405,13 +430,22 @@ Status SecureChannel::send_record(MsgType type, uint8_t extra_flags, ByteSpan pl
                               std::to_string(peer_max_payload_));
   }
   const size_t frame = kFrameHeaderSize + payload;
-  // Straight into the stream's buffer where it offers one (an in-memory pipe), else into ours and copied.
-  auto direct = stream_->reserve_write(frame, deadline);
-  if (!direct.is_ok()) {
-    send_closed_ = true;
-    return direct.status().with_context("channel send");
+  // Where the sealed frame goes: behind the frames a cork holds (once it holds any, so that the order
+  // stays), else straight into the stream's buffer where it offers one (an in-memory pipe), else into
+  // the cork, else into our buffer and written at once.
+  if (tx.corked && !tx.pending.empty() && tx.pending.size() + frame > kCorkBytes)
+    CML_RETURN_IF_ERROR(flush_cork(deadline));
+  MutableByteSpan direct;
+  if (!tx.corked || tx.pending.empty()) {
+    auto r = stream_->reserve_write(frame, deadline);
+    if (!r.is_ok()) {
+      send_closed_ = true;
+      return r.status().with_context("channel send");
+    }
+    direct = *r;
   }
-  uint8_t* buf = direct->empty() ? tx.buf.ensure(frame) : direct->data();
+  const bool to_cork = direct.empty() && tx.corked && frame <= kCorkBytes;
+  uint8_t* buf = !direct.empty() ? direct.data() : to_cork ? tx.pending.append(frame) : tx.buf.ensure(frame);
   FrameHeader h{type, static_cast<uint8_t>(flags::kEncrypted | extra_flags), static_cast<uint32_t>(tx.seq),
                 static_cast<uint32_t>(payload)};
   encode_frame_header(h, buf);
@@ -422,10 +456,10 @@ Status SecureChannel::send_record(MsgType type, uint8_t extra_flags, ByteSpan pl
   CML_RETURN_IF_ERROR(
       tx.aead->seal(nonce, ByteSpan(aad, kAadSize), plaintext, MutableByteSpan(buf + kFrameHeaderSize, payload)));
   Status st = Status::ok();
-  if (direct->empty()) {
-    st = stream_->write_all(ByteSpan(buf, frame), deadline);
-  } else {
+  if (!direct.empty()) {
     stream_->commit_write(frame);
+  } else if (!to_cork) {
+    st = stream_->write_all(ByteSpan(buf, frame), deadline);
   }
   if (!st.is_ok()) {
     send_closed_ = true;  // the peer may have seen part of a frame; the direction is unusable
@@ -436,6 +470,28 @@ Status SecureChannel::send_record(MsgType type, uint8_t extra_flags, ByteSpan pl
   tx.bytes_since_key += plaintext.size();
   tx.records.fetch_add(1, std::memory_order_relaxed);
   tx.bytes.fetch_add(plaintext.size(), std::memory_order_relaxed);
+  return Status::ok();
+}
+
+void SecureChannel::cork() {
+  tx_->corked = true;
+}
+
+Status SecureChannel::uncork(Deadline deadline) {
+  Status st = flush_cork(deadline);
+  tx_->corked = false;
+  return st;
+}
+
+Status SecureChannel::flush_cork(Deadline deadline) {
+  Direction& tx = *tx_;
+  if (tx.pending.empty()) return Status::ok();
+  Status st = stream_->write_all(tx.pending.bytes(), deadline);
+  tx.pending.clear();
+  if (!st.is_ok()) {
+    send_closed_ = true;  // the records are sealed and counted: the direction is unusable without them
+    return st.with_context("channel send");
+  }
   return Status::ok();
 }
 
@@ -511,6 +567,7 @@ Status SecureChannel::send_error(std::string_view reason, Deadline deadline) {
   if (send_closed_) return aborted("channel: send after shutdown or error");
   CML_RETURN_IF_ERROR(maybe_rekey(deadline));
   Status st = send_record(MsgType::kError, 0, as_bytes(reason.substr(0, kMaxErrorReason)), deadline);
+  if (st.is_ok()) st = uncork(deadline);  // the last record of this direction: nothing may stay behind
   send_closed_ = true;
   if (st.is_ok()) stream_->shutdown_write().ignore_error();
   return st;
@@ -520,6 +577,7 @@ Status SecureChannel::shutdown(Deadline deadline) {
   if (send_closed_) return aborted("channel: shutdown after shutdown or error");
   CML_RETURN_IF_ERROR(maybe_rekey(deadline));
   Status st = send_record(MsgType::kShutdown, 0, {}, deadline);
+  if (st.is_ok()) st = uncork(deadline);
   send_closed_ = true;
   CML_RETURN_IF_ERROR(st);
   return stream_->shutdown_write();

@@ -178,6 +178,15 @@ class SecureChannel {
   Status shutdown(Deadline deadline);
   // Forces a KeyUpdate now (normally automatic).
   Status update_key(Deadline deadline);
+  // Gathers the records sent until uncork() into writes of up to 64 KiB (a larger record still goes on
+  // its own), so that a message of several records — a pipeline step's header, payload and END — costs
+  // one system call and wakes the reader once instead of once per record. The bytes on the wire are the
+  // same. A stream with its own buffer (an in-memory pipe) still takes records straight into it.
+  void cork();
+  // Writes what the cork holds and ends it. Call it after every cork(), also after a send failed: the
+  // records it holds are already sealed, and the peer needs them before any later record. send_error()
+  // and shutdown() uncork by themselves.
+  Status uncork(Deadline deadline);
 
   // ---- receiving (one thread) ----
   // The next Data, Tensor or Shutdown. Heartbeats are consumed and counted. `out` is reused (its
@@ -210,6 +219,7 @@ class SecureChannel {
   Status send_record(MsgType type, uint8_t flags, ByteSpan plaintext, Deadline deadline);
   Status send_record_gather(MsgType type, uint8_t flags, ByteSpan head, ByteSpan body, Deadline deadline);
   Status maybe_rekey(Deadline deadline);
+  Status flush_cork(Deadline deadline);
   Status recv_one(Message& out, Deadline deadline);
   Status read_record_header(FrameHeader& h, Deadline deadline, bool at_boundary);
   Status open_record_into(const FrameHeader& h, MutableByteSpan plaintext_out, Deadline deadline);

@@ -13,9 +13,13 @@ Status send_step(Link& link, const StepHeader& h, const net::TensorView& payload
   uint32_t n = static_cast<uint32_t>(hv.size());
   net::TensorView hdr{"step", tensor::DType::kI64, std::span<const uint32_t>(&n, 1),
                       ByteSpan(reinterpret_cast<const uint8_t*>(hv.data()), hv.size() * sizeof(int64_t))};
-  CML_RETURN_IF_ERROR(link.send_tensor(hdr, deadline));
-  CML_RETURN_IF_ERROR(link.send_tensor(payload, deadline));
-  return link.send_data(as_bytes("END"), deadline);
+  // Header, payload and END leave in one write where they fit (one wake-up of the next stage).
+  link.cork();
+  Status st = link.send_tensor(hdr, deadline);
+  if (st.is_ok()) st = link.send_tensor(payload, deadline);
+  if (st.is_ok()) st = link.send_data(as_bytes("END"), deadline);
+  Status flushed = link.uncork(deadline);
+  return st.is_ok() ? flushed : st;
 }
 
 Status send_step_error(Link& link, uint64_t step, std::string_view reason, Deadline deadline) {

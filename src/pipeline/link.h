@@ -52,6 +52,11 @@ class Link {
   virtual ~Link() = default;
   virtual Status send_data(ByteSpan data, Deadline deadline) = 0;
   virtual Status send_tensor(const net::TensorView& t, Deadline deadline) = 0;
+  // The sends until uncork() leave together (net::SecureChannel::cork): a message of several parts then
+  // costs one write and one wake-up of the peer. uncork() is due after every cork(), also after a failed
+  // send. Links that write nothing themselves ignore both.
+  virtual void cork() {}
+  virtual Status uncork(Deadline) { return ok_status(); }
   // Data, Tensor or Shutdown (the peer closed cleanly). UNAVAILABLE when the peer vanished.
   virtual Status recv(net::Message& out, Deadline deadline) = 0;
   // Clean close of the sending direction (best effort).

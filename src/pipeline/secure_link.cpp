@@ -23,6 +23,8 @@ class SecureLink final : public Link {
     ++frames_sent_;
     return ok_status();
   }
+  void cork() override { ch_->cork(); }
+  Status uncork(Deadline d) override { return ch_->uncork(d); }
   Status recv(net::Message& out, Deadline d) override {
     CML_RETURN_IF_ERROR(ch_->recv(out, d));
     ++frames_received_;

@@ -578,5 +578,139 @@ TEST(Channel, ConcurrentSendAndReceive) {
   echo.join();
 }
 
+// Records the size of every write that reaches the wrapped stream.
+class WriteCountingStream final : public testing::ForwardingStream {
+ public:
+  WriteCountingStream(std::unique_ptr<Stream> inner, std::vector<size_t>* log)
+      : ForwardingStream(std::move(inner)), log_(log) {}
+  Status write_all(std::span<const ByteSpan> parts, Deadline d) override {
+    size_t n = 0;
+    for (ByteSpan p : parts) n += p.size();
+    log_->push_back(n);
+    return ForwardingStream::write_all(parts, d);
+  }
+
+ private:
+  std::vector<size_t>* log_;
+};
+
+// cork()/uncork(): the records sent in between reach the stream in as few writes as fit 64 KiB (a
+// larger record on its own), in order, decryptable one by one, rekeys included; without a cork every
+// record is its own write.
+TEST(Channel, CorkedRecordsLeaveTogetherInOrder) {
+  std::vector<size_t> writes;
+  auto [a, b] = make_pipe();
+  auto c = mock_side("client", "server");
+  auto s = mock_side("server", "client");
+  c.config.rekey_after_records = 5;
+  auto r = handshake(std::make_unique<WriteCountingStream>(std::move(a), &writes), std::move(b), c.config, s.config);
+  ASSERT_TRUE(r.initiator.is_ok() && r.responder.is_ok());
+  SecureChannel& tx = **r.initiator;
+  SecureChannel& rx = **r.responder;
+  Message m;
+  auto expect_data = [&](ByteSpan want) {
+    NET_ASSERT_OK(rx.recv(m, soon()));
+    ASSERT_EQ(m.kind, Message::Kind::kData);
+    EXPECT_EQ(m.data, Bytes(want.begin(), want.end()));
+  };
+  const uint32_t shape[] = {3};
+  const Bytes small = {1, 2, 3};
+
+  // Uncorked: one write per record.
+  writes.clear();
+  NET_ASSERT_OK(tx.send_tensor({"t", tensor::DType::kU8, shape, small}, soon()));
+  NET_ASSERT_OK(tx.send_data(as_bytes("END"), soon()));
+  EXPECT_EQ(writes.size(), 2u);
+  NET_ASSERT_OK(rx.recv(m, soon()));
+  NET_ASSERT_OK(rx.recv(m, soon()));
+
+  // A step's three records: nothing is written until uncork(), then one write of all three.
+  writes.clear();
+  tx.cork();
+  NET_ASSERT_OK(tx.send_tensor({"step", tensor::DType::kU8, shape, small}, soon()));
+  NET_ASSERT_OK(tx.send_tensor({"hidden", tensor::DType::kU8, shape, small}, soon()));
+  NET_ASSERT_OK(tx.send_data(as_bytes("END"), soon()));
+  EXPECT_TRUE(writes.empty());
+  const uint64_t records_before = tx.stats().records_sent;
+  NET_ASSERT_OK(tx.uncork(soon()));
+  EXPECT_EQ(writes.size(), 1u);
+  for (const char* name : {"step", "hidden"}) {
+    NET_ASSERT_OK(rx.recv(m, soon()));
+    ASSERT_EQ(m.kind, Message::Kind::kTensor);
+    EXPECT_EQ(m.tensor.name, name);
+    EXPECT_EQ(m.tensor.data, small);
+  }
+  expect_data(as_bytes("END"));
+  EXPECT_EQ(tx.stats().records_sent, records_before);  // counted when sealed, not when written
+  // Once uncorked, a record is written at once again.
+  writes.clear();
+  NET_ASSERT_OK(tx.send_data(as_bytes("alone"), soon()));
+  EXPECT_EQ(writes.size(), 1u);
+  expect_data(as_bytes("alone"));
+
+  // Records of 20 KiB (with KeyUpdates among them): a write whenever the next would pass 64 KiB.
+  writes.clear();
+  std::vector<Bytes> sent;
+  tx.cork();
+  for (int k = 0; k < 12; ++k) {
+    sent.emplace_back(20000, uint8_t(k));
+    NET_ASSERT_OK(tx.send_data(sent.back(), soon()));
+  }
+  NET_ASSERT_OK(tx.uncork(soon()));
+  EXPECT_EQ(writes.size(), 4u);
+  for (size_t w : writes) EXPECT_LE(w, 64u * 1024);
+  for (const Bytes& d : sent) expect_data(d);
+  EXPECT_GE(tx.stats().key_updates_sent, 2u);
+
+  // A record larger than the cork goes on its own, after what the cork held and before what follows.
+  writes.clear();
+  const uint32_t big_shape[] = {100000};
+  const Bytes big(100000, 0x42);
+  tx.cork();
+  NET_ASSERT_OK(tx.send_data(as_bytes("before"), soon()));
+  NET_ASSERT_OK(tx.send_tensor({"big", tensor::DType::kU8, big_shape, big}, soon()));
+  NET_ASSERT_OK(tx.send_data(as_bytes("after"), soon()));
+  NET_ASSERT_OK(tx.uncork(soon()));
+  expect_data(as_bytes("before"));
+  NET_ASSERT_OK(rx.recv(m, soon()));
+  ASSERT_EQ(m.kind, Message::Kind::kTensor);
+  EXPECT_EQ(m.tensor.data, big);
+  expect_data(as_bytes("after"));
+
+  // A refused send inside a cork loses nothing that came before it, and the channel goes on.
+  tx.cork();
+  NET_ASSERT_OK(tx.send_data(as_bytes("kept"), soon()));
+  NET_EXPECT_ERROR(tx.send_data(Bytes(tx.max_send_data() + 1), soon()), StatusCode::kResourceExhausted, "exceeds");
+  NET_ASSERT_OK(tx.uncork(soon()));
+  expect_data(as_bytes("kept"));
+  NET_ASSERT_OK(tx.send_data(as_bytes("next"), soon()));
+  expect_data(as_bytes("next"));
+
+  // shutdown() and send_error() write what a cork holds before they close the direction.
+  tx.cork();
+  NET_ASSERT_OK(tx.send_data(as_bytes("last"), soon()));
+  NET_ASSERT_OK(tx.shutdown(soon()));
+  expect_data(as_bytes("last"));
+  NET_ASSERT_OK(rx.recv(m, soon()));
+  EXPECT_EQ(m.kind, Message::Kind::kShutdown);
+  rx.cork();
+  NET_ASSERT_OK(rx.send_data(as_bytes("partial"), soon()));
+  NET_ASSERT_OK(rx.send_error("stage failed", soon()));
+  NET_ASSERT_OK(tx.recv(m, soon()));
+  EXPECT_EQ(as_string_view(m.data), "partial");
+  NET_EXPECT_ERROR(tx.recv(m, soon()), StatusCode::kAborted, "stage failed");
+}
+
+// Over an in-memory pipe a corked record still goes straight into the ring (nothing to gather).
+TEST(Channel, CorkOverAPipeSealsIntoTheRing) {
+  Established e;
+  e.i->cork();
+  NET_ASSERT_OK(e.i->send_data(as_bytes("one"), soon()));
+  Message m;
+  NET_ASSERT_OK(e.r->recv(m, Deadline::after(std::chrono::milliseconds(200))));  // before uncork()
+  EXPECT_EQ(as_string_view(m.data), "one");
+  NET_ASSERT_OK(e.i->uncork(soon()));
+}
+
 }  // namespace
 }  // namespace cml::net

@@ -68,6 +68,28 @@ BENCHMARK(BM_Gemv)
     ->Args({0, 0, 8, 1})
     ->UseRealTime();
 
+// The output head of GPT-2 124M (the token embedding, tied: [50257, 768], dot form), which the last
+// stage multiplies once per decode step for every sequence it batches.
+void BM_GemvHead(benchmark::State& st) {
+  const DType dt = static_cast<DType>(st.range(0));
+  const int64_t rows = st.range(1);
+  Weights w = make(dt, 50257, 768, false);
+  ThreadPool pool(1);
+  std::vector<float> x(static_cast<size_t>(rows * 768), 0.5f), y(static_cast<size_t>(rows * 50257));
+  for (auto _ : st) {
+    linear_gemv(w.view, x.data(), 768, rows, y.data(), 50257, &pool);
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * w.bytes.size()));
+}
+BENCHMARK(BM_GemvHead)
+    ->ArgNames({"dtype", "rows"})
+    ->Args({0, 1})
+    ->Args({0, 4})
+    ->Args({0, 8})
+    ->Args({2, 4})
+    ->UseRealTime();
+
 void BM_StreamRead(benchmark::State& st) {
   const int threads = static_cast<int>(st.range(0));
   std::vector<uint8_t> buf(static_cast<size_t>(st.range(1)) << 20, 1);

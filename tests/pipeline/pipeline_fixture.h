@@ -36,11 +36,16 @@ struct InProcessPipeline {
   // The executor each stage was built with (owned by the runtime); for failure injection.
   std::vector<FakeModelExecutor*> executors;
 
-  explicit InProcessPipeline(uint32_t n_stages, FakeModelConfig c = {}, bool plain = false) : cfg(c) {
+  // Links are encrypted mem:// pipes, or plain ones (`plain`), or encrypted TCP on the loopback (`tcp`).
+  explicit InProcessPipeline(uint32_t n_stages, FakeModelConfig c = {}, bool plain = false, bool tcp = false) : cfg(c) {
     std::string p = unique_prefix();
     std::vector<std::pair<std::string, std::string>> eps;
     for (uint32_t i = 0; i < n_stages; ++i) {
-      eps.push_back({p + "c" + std::to_string(i), p + "d" + std::to_string(i)});
+      if (tcp) {
+        eps.push_back({free_endpoint(), free_endpoint()});
+      } else {
+        eps.push_back({p + "c" + std::to_string(i), p + "d" + std::to_string(i)});
+      }
     }
     manifest = fake_model_manifest(cfg, n_stages, eps);
     for (uint32_t i = 0; i < n_stages; ++i) {

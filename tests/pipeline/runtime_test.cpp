@@ -120,6 +120,30 @@ TEST(Pipeline, ExecutorFailureSendsErrAndTheNextRequestIsServed) {
   EXPECT_EQ(next[0].tokens, reference_generation(p.cfg, req({3, 4}, 5)));
 }
 
+// Over TCP a step's records are corked into one write; the ERR sentinel a failing stage sends after
+// earlier steps must still leave at once, not wait behind a cork for the next step.
+TEST(Pipeline, ErrSentinelOverTcpReachesTheNextStageAtOnce) {
+  InProcessPipeline p(3, {}, false, true);
+  ASSERT_STATUS_OK(p.start_all());
+  ASSERT_STATUS_OK(p.connect());
+  std::atomic<int> fail{1};
+  p.executors[1]->set_failure([&](const StepHeader& h) { return h.seqs[0].pos > 2 && fail.exchange(0) == 1; });
+  auto out = p.orch->generate({req({3, 4}, 6)});
+  ASSERT_FALSE(out[0].status.is_ok());
+  EXPECT_NE(out[0].status.message().find("injected failure"), std::string::npos) << out[0].status.message();
+  // Every frame stage 1 sent downstream (its steps, then the ERR) reaches stage 2 without another request.
+  const auto sent = p.stages[1]->stats().data_out.frames_sent;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (p.stages[2]->stats().data_in.frames_received < sent && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(p.stages[2]->stats().data_in.frames_received, sent);
+  EXPECT_EQ(p.stages[1]->stats().failed_steps, 1u);
+  auto next = p.orch->generate({req({3, 4}, 5)});
+  ASSERT_TRUE(next[0].status.is_ok()) << next[0].status.to_string();
+  EXPECT_EQ(next[0].tokens, reference_generation(p.cfg, req({3, 4}, 5)));
+}
+
 TEST(Pipeline, WrongWeightsAreRefusedAtInitNamingTheTensor) {
   InProcessPipeline p(3);
   ASSERT_STATUS_OK(p.start_stage(0));

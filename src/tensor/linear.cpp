@@ -142,6 +142,18 @@ __attribute__((always_inline)) inline void prefetch_ahead(const char* ahead, siz
   for (size_t b = 0; b < n; b += 64) _mm_prefetch(ahead + at + b, _MM_HINT_T0);
 }
 
+// 64 bytes of BF16 weights, loaded by an instruction of its own. The BF16 dot kernel takes the even and
+// the odd weights from one load with a shift and an AND, and GCC 12 folds the load into both (vpslld
+// zmm, m512 and vpandd zmm, m512); on the Zen 5 VM that form ran the kernel 1.5× slower (bench_tensor
+// BM_Gemv BF16 dot form, alternating: one thread 3.2–3.6 → 2.1–2.4 ms, two 1.6–1.7 → 1.15–1.37). The
+// BF16 axpy kernel did not gain from it (2.6–3.1 ms either way) and keeps the folded form. The empty asm
+// only hides the register's origin from the compiler; it emits nothing.
+CML_AVX512 inline __m512i load512_in_register(const void* p) {
+  __m512i v = _mm512_loadu_si512(p);
+  __asm__("" : "+v"(v));
+  return v;
+}
+
 // Dot-product form (W [out, in]): two accumulators per row (even and odd 16-blocks), fixed reduction.
 // The inputs past the last full 32-block (in natural order) for P rows.
 template <DType D, int P>
@@ -200,7 +212,7 @@ CML_AVX512 inline void dot_one_bf16_avx512(const char* row, const char* ahead, c
   for (int r = 0; r < P; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
   for (int64_t k = 0; k < full; k += 32) {
     prefetch_ahead(ahead, static_cast<size_t>(k) * 2, 64);
-    const __m512i v = _mm512_loadu_si512(row + k * 2);
+    const __m512i v = load512_in_register(row + k * 2);
     const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
     const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
     for (int r = 0; r < P; ++r) {

@@ -46,6 +46,7 @@ class CorkBuffer {
   }
   ByteSpan bytes() const { return ByteSpan(data_.get(), size_); }
   void clear() { size_ = 0; }
+  void truncate(size_t n) { size_ = n < size_ ? n : size_; }
 
  private:
   std::unique_ptr<uint8_t[]> data_;
@@ -445,6 +446,7 @@ Status SecureChannel::send_record(MsgType type, uint8_t extra_flags, ByteSpan pl
     direct = *r;
   }
   const bool to_cork = direct.empty() && tx.corked && frame <= kCorkBytes;
+  const size_t corked_before = tx.pending.size();
   uint8_t* buf = !direct.empty() ? direct.data() : to_cork ? tx.pending.append(frame) : tx.buf.ensure(frame);
   FrameHeader h{type, static_cast<uint8_t>(flags::kEncrypted | extra_flags), static_cast<uint32_t>(tx.seq),
                 static_cast<uint32_t>(payload)};
@@ -453,9 +455,12 @@ Status SecureChannel::send_record(MsgType type, uint8_t extra_flags, ByteSpan pl
   std::memcpy(aad, buf, kFrameHeaderSize);
   std::memcpy(aad + kFrameHeaderSize, session_id_.data(), kSessionIdSize);
   const auto nonce = record_nonce(tx.seq);
-  CML_RETURN_IF_ERROR(
-      tx.aead->seal(nonce, ByteSpan(aad, kAadSize), plaintext, MutableByteSpan(buf + kFrameHeaderSize, payload)));
-  Status st = Status::ok();
+  Status st =
+      tx.aead->seal(nonce, ByteSpan(aad, kAadSize), plaintext, MutableByteSpan(buf + kFrameHeaderSize, payload));
+  if (!st.is_ok()) {
+    tx.pending.truncate(corked_before);  // out of the cork again; the records before it stay whole
+    return st;
+  }
   if (!direct.empty()) {
     stream_->commit_write(frame);
   } else if (!to_cork) {

@@ -221,8 +221,10 @@ Result<int64_t> get_int(const cbor_item_t* item, std::string_view what) {
   return invalid_argument(std::string(what) + " is not an integer");
 }
 
+// cbor_is_null asserts (libcbor 0.8 is built with assertions) when the item is a float rather than a
+// simple value, so the kind is checked first.
 bool is_null(const cbor_item_t* item) {
-  return item && cbor_is_null(item);
+  return item && cbor_isa_float_ctrl(item) && cbor_float_ctrl_is_ctrl(item) && cbor_is_null(item);
 }
 
 const cbor_item_t* map_find(const cbor_item_t* map, std::string_view key) {

@@ -6,8 +6,10 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -205,6 +207,42 @@ TEST_P(LinearTest, GemvRowsDoNotDependOnBatchOrThreads) {
       linear_gemv(w, x.data() + r * in, in, 1, one.data(), out, nullptr);
       ASSERT_EQ(0, std::memcmp(one.data(), batch.data() + r * out, static_cast<size_t>(out) * 4))
           << rows << " rows, row " << r;
+    }
+  }
+}
+
+TEST_P(LinearTest, GemvGivesTheSameBitsWhereverXLies) {
+  // linear_gemv copies an x that is not 64-byte aligned (start or row stride) into aligned rows for the
+  // dot form; the numbers must not depend on where x lies, and x must not be written.
+  const auto [dt, transposed] = GetParam();
+  const int64_t out = 150, in = 301, rows = 5;
+  std::vector<float> wf = randv(static_cast<size_t>(out * in), 23);
+  std::vector<uint8_t> store(wf.size() * dtype_size(dt));
+  convert_from_f32(wf.data(), dt, store.data(), static_cast<int64_t>(wf.size()));
+  WeightView w{dt, store.data(), out, in, transposed};
+  const std::vector<float> x = randv(static_cast<size_t>(rows * in), 29);
+  constexpr int64_t kLd = 304;  // a multiple of 16: every row 64-byte aligned when the base is
+  std::unique_ptr<float, decltype(&std::free)> base(
+      static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>((rows * (kLd + 16) + 16) * 4))), &std::free);
+  ASSERT_NE(base, nullptr);
+  const auto place = [&](int64_t off, int64_t ld) {
+    float* p = base.get() + off;
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(p + r * ld, x.data() + r * in, static_cast<size_t>(in) * 4);
+    return p;
+  };
+  ThreadPool pool(2);
+  std::vector<float> want(static_cast<size_t>(rows * out));
+  linear_gemv(w, place(0, kLd), kLd, rows, want.data(), out, nullptr);
+  for (int64_t off : {0, 1, 4, 15, 16}) {
+    for (int64_t ld : {in, kLd, kLd + 1}) {
+      for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+        float* xp = place(off, ld);
+        std::vector<float> y(want.size(), -1.0f);
+        linear_gemv(w, xp, ld, rows, y.data(), out, p);
+        ASSERT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * 4)) << "offset " << off << ", ldx " << ld;
+        for (int64_t r = 0; r < rows; ++r)
+          ASSERT_EQ(0, std::memcmp(xp + r * ld, x.data() + r * in, static_cast<size_t>(in) * 4)) << "x written";
+      }
     }
   }
 }

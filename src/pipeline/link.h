@@ -88,7 +88,7 @@ class Network {
 struct SecureNetworkConfig {
   attest::Provider* provider = nullptr;  // own evidence; nullptr = this side does not attest
   std::shared_ptr<const attest::VerifierSet> verifiers;
-  std::vector<crypto::AeadSuite> suites = {crypto::AeadSuite::kAes256Gcm, crypto::AeadSuite::kChaCha20Poly1305};
+  std::vector<crypto::AeadSuite> suites = net::default_suites();
   Duration handshake_timeout = std::chrono::seconds(10);
   const Clock* clock = &Clock::system();
   uint64_t max_tensor_bytes = uint64_t(1) << 30;

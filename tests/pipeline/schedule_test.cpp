@@ -18,7 +18,9 @@ TEST(Schedule, FillDrainIsCompleteAndDeadlockFree) {
       CML_ASSERT_OK(r);
       // Every stage runs its micro-batches in order; a single stage is never idle.
       EXPECT_GE(r->ticks, m);
-      if (p == 1) EXPECT_EQ(r->utilisation, 1.0);
+      if (p == 1) {
+        EXPECT_EQ(r->utilisation, 1.0);
+      }
       EXPECT_GT(r->utilisation, 0);
       EXPECT_LE(r->utilisation, 1.0);
     }

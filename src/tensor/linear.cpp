@@ -260,9 +260,13 @@ CML_AVX512 void dot_bf16_avx512(const WeightView& w, const float* xs, int64_t ld
   }
 }
 
-// Even/odd split of x for dot_bf16_avx512: xs[r][32b + i] = x[r][32b + 2i], xs[r][32b + 16 + i] = x[r][32b + 2i + 1].
-void split_even_odd(const float* x, int64_t ldx, int64_t rows, int64_t in, float* xs) {
+// Even/odd split of x for the BF16 dot kernels (dot_bf16_avx512, dot_avx2): xs[r][32b + i] = x[r][32b + 2i],
+// xs[r][32b + 16 + i] = x[r][32b + 2i + 1], row stride in rounded down to 32. In a per-thread 64-byte
+// aligned buffer (the kernels load it in whole vectors), valid until the thread's next call.
+const float* split_even_odd(const float* x, int64_t ldx, int64_t rows, int64_t in) {
+  thread_local AlignedScratch scratch;
   const int64_t full = in / 32 * 32;
+  float* xs = scratch.get(static_cast<size_t>(rows * full));
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * ldx;
     float* d = xs + r * full;
@@ -273,6 +277,7 @@ void split_even_odd(const float* x, int64_t ldx, int64_t rows, int64_t in, float
       }
     }
   }
+  return xs;
 }
 
 // Axpy form (W [in, out]): y[r, ob:oe] += x[r, k] · W[k, ob:oe] for k = 0, 1, 2, … in order. Four input
@@ -497,13 +502,9 @@ CML_AVX512 void axpy_tiled_avx512(const WeightView& w, const float* x, int64_t l
 template <DType D>
 void gemv_avx512_group(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy,
                        int64_t ob, int64_t oe) {
-  thread_local AlignedScratch scratch;
-  float* xs = nullptr;
+  const float* xs = nullptr;
   if constexpr (D == DType::kBF16) {
-    if (!w.transposed) {
-      xs = scratch.get(static_cast<size_t>(rows * (w.in / 32 * 32)));
-      split_even_odd(x, ldx, rows, w.in, xs);
-    }
+    if (!w.transposed) xs = split_even_odd(x, ldx, rows, w.in);
   }
   with_rows(rows, [&](auto rc) {
     constexpr int R = decltype(rc)::value;
@@ -763,13 +764,9 @@ CML_AVX2 void axpy_avx2(const WeightView& w, const float* x, int64_t ldx, float*
 template <DType D>
 void gemv_avx2_group(const WeightView& w, const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t ob,
                      int64_t oe) {
-  thread_local AlignedScratch scratch;
-  float* xs = nullptr;
+  const float* xs = nullptr;
   if constexpr (D == DType::kBF16) {
-    if (!w.transposed) {
-      xs = scratch.get(static_cast<size_t>(rows * (w.in / 32 * 32)));
-      split_even_odd(x, ldx, rows, w.in, xs);
-    }
+    if (!w.transposed) xs = split_even_odd(x, ldx, rows, w.in);
   }
   with_rows(rows, [&](auto rc) {
     constexpr int R = decltype(rc)::value;

@@ -110,9 +110,8 @@ class ForwardingStream : public Stream {
   std::unique_ptr<Stream> inner_;
 };
 
-// A Stream wrapper that hands every write to a hook, which
-// decides what actually goes to the wire (SecureChannel writes one frame per write unless corked).
-// Thread-safe hook replacement.
+// A Stream wrapper that hands every write to a hook, which decides what actually goes to the wire
+// (SecureChannel writes one frame per write unless corked). Thread-safe hook replacement.
 class TamperStream final : public ForwardingStream {
  public:
   using Hook = std::function<std::vector<Bytes>(Bytes frame)>;

@@ -6,17 +6,22 @@
 //   overhead_vs_local_pct decode ms/token, 1 stage process vs the model in this process
 //   batch8_speedup        aggregate tok/s with 8 concurrent sequences ÷ with 1, through 3 stage processes
 //
-// The decode figures compare configurations, and this class of VM changes speed by ±20 % for seconds at a
-// time, so the local model, the 1-stage and the 3-stage pipeline stay up together and take turns in
-// rounds (the order rotating); a run's ms/token is the median interval between its tokens, and each
-// ratio is the median of the rounds' ratios (every round is in the JSON beside it). per_stage_1k_us
-// alternates its two chains the same way.
+// The decode figures compare configurations, and this class of VM changes speed by ±20 % for tenths of a
+// second to seconds at a time, so the local model, the 1-stage and the 3-stage pipeline stay up together
+// and take turns two tokens at a time (TokenTurns): each ratio is the median, over every timed step of
+// every round, of one configuration's step time ÷ the other's step of the same index, taken about a
+// tenth of a second apart (each round's median is in the JSON beside it). per_stage_1k_us alternates
+// its two chains in rounds.
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "apps/cml/commands.h"
 #include "apps/cml/pipeline_cli.h"
@@ -184,17 +189,20 @@ struct ProcessPipeline {
     return run(1).status();  // warm-up
   }
 
-  // `n_seqs` sequences of n_tokens each: (decode ms/token of sequence 0, aggregate tokens/s).
-  Result<std::pair<double, double>> run(size_t n_seqs) {
+  // `n_seqs` sequences of n_tokens each: (decode ms/token of sequence 0, aggregate tokens/s). `each`,
+  // if set, is called at every token of sequence 0, before the next step is sent.
+  Result<std::pair<double, double>> run(size_t n_seqs, const std::function<void()>& each = {}, uint32_t tokens = 0) {
     std::vector<pipeline::GenerateRequest> qs(n_seqs);
     for (size_t i = 0; i < n_seqs; ++i) {
       qs[i].prompt = {uint32_t(1 + i), 7, 9, 11};
-      qs[i].max_new_tokens = n_tokens;
+      qs[i].max_new_tokens = tokens ? tokens : n_tokens;
     }
     std::vector<double> at;
     auto t0 = Clock::now();
     auto out = orch->generate(qs, [&](size_t r, uint32_t) {
-      if (r == 0) at.push_back(us_since(t0));
+      if (r != 0) return;
+      at.push_back(us_since(t0));
+      if (each) each();
     });
     double wall = us_since(t0);
     size_t total = 0;
@@ -226,19 +234,90 @@ struct LocalModel {
     return run().status();  // warm-up
   }
 
-  // Decode ms/token.
-  Result<double> run() {
+  // Decode ms/token; `each` as in ProcessPipeline::run.
+  Result<double> run(const std::function<void()>& each = {}, uint32_t tokens = 0) {
     std::vector<int32_t> prompt = {1, 7, 9, 11};
     model::GenerateOptions go;
-    go.max_new_tokens = n_tokens;
+    go.max_new_tokens = tokens ? tokens : n_tokens;
     std::vector<double> at;
     auto t0 = Clock::now();
     CML_RETURN_IF_ERROR(model::generate(*ex, prompt, go, [&](int32_t) {
                           at.push_back(us_since(t0));
+                          if (each) each();
                           return true;
                         }).status());
     return decode_ms_per_token(at);
   }
+};
+
+// Single-sequence generations that take turns two tokens at a time: one configuration steps while the
+// others wait in their token callbacks, so each step runs alone and the timed steps of the same index lie
+// within about a tenth of a second of each other, inside the same fast or slow spell of the machine.
+// Of a turn's two steps only the second is timed (from the callback of the first returning, when the
+// next step goes out, to its token): the first follows a pause in which the configuration's processes
+// fell asleep, and a generation that runs on does not pause. The first token of a run (the prompt) only
+// starts the turns. A run therefore takes 1 + 2 × (timed steps) tokens (turn_tokens).
+class TokenTurns {
+ public:
+  explicit TokenTurns(std::vector<int> order) : order_(std::move(order)), parts_(order_.size()) {}
+
+  // Runs participant i's generation `run(each)` of `tokens` tokens, `each` being its token callback, then
+  // hands the turn on. Every participant calls this on a thread of its own.
+  void take_part(size_t i, uint32_t tokens, const std::function<Status(const std::function<void()>&)>& run) {
+    wait_turn(i);
+    Part& p = parts_[i];
+    p.status = run([&] {
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - p.resumed).count();
+      ++p.got;
+      if (p.got >= 3 && p.got % 2 == 1) p.step_ms.push_back(ms);
+      if (p.got < tokens && p.got % 2 == 1) {  // after the last token finish() hands the turn on
+        pass();
+        wait_turn(i);
+      }
+      p.resumed = Clock::now();
+    });
+    finish(i);
+  }
+  static uint32_t turn_tokens(uint32_t timed_steps) { return 1 + 2 * timed_steps; }
+  const std::vector<double>& step_ms(size_t i) const { return parts_[i].step_ms; }
+  const Status& status(size_t i) const { return parts_[i].status; }
+
+ private:
+  struct Part {
+    Clock::time_point resumed;
+    uint32_t got = 0;
+    bool done = false;
+    std::vector<double> step_ms;
+    Status status;
+  };
+  void wait_turn(size_t i) {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return order_[pos_] == int(i); });
+    parts_[i].resumed = Clock::now();
+  }
+  // The turn goes to the next participant in order that has not finished.
+  void pass() {
+    {
+      std::lock_guard lk(mu_);
+      for (size_t n = 0; n < order_.size(); ++n) {
+        pos_ = (pos_ + 1) % order_.size();
+        if (!parts_[size_t(order_[pos_])].done) break;
+      }
+    }
+    cv_.notify_all();
+  }
+  void finish(size_t i) {
+    {
+      std::lock_guard lk(mu_);
+      parts_[i].done = true;
+    }
+    pass();
+  }
+  std::vector<int> order_;  // participant indices in the order they take turns; order_[0] starts
+  std::vector<Part> parts_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t pos_ = 0;
 };
 
 std::string run_bench(const BenchOptions& o, nlohmann::json& out) {
@@ -294,50 +373,64 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& out) {
   } tmp;
   const fs::path& dir = tmp.path;
   // Every stage process and the local baseline compute with kStageThreads threads. All three
-  // configurations stay up and take turns in rounds (the order rotating), so that a slow spell of the
-  // machine hits them alike; each overhead is the median of the rounds' ratios.
+  // configurations stay up; in every round they take turns token by token (TokenTurns), and each
+  // overhead is the median over all rounds' tokens of the step-time ratios of the same token.
   LocalModel local;
   if (Status st = local.start(source, n_tokens); !st.is_ok()) return "local: " + st.to_string();
   ProcessPipeline one, three;
   if (Status st = one.start(source, 1, n_tokens, dir); !st.is_ok()) return "1-stage: " + st.to_string();
   if (Status st = three.start(source, 3, n_tokens, dir); !st.is_ok()) return "3-stage: " + st.to_string();
   three.orch->set_min_group_rows(kSharedHostGroupRows);
-  // 40 rounds (15 until the tenth session): one round's ratios spread by ±10–15 % on this class of VM,
-  // so the median of 15 still moved by about ±4 % from run to run.
+  // 40 rounds of n_tokens (15 rounds until the tenth session). Until the twelfth, the configurations
+  // took turns by whole runs of 16 tokens: one round's ratios then spread by ±10–15 % on this class of
+  // VM, and the median of 40 still moved by a few points from run to run.
   const int rounds = o.quick ? 2 : 40;
+  const uint32_t timed_steps = o.quick ? 3 : 12;  // per configuration and round
   std::vector<double> local_ms, one_ms, three_ms, vs_local, vs_one, three_tps1, three_tps8, speedup;
+  std::vector<double> round_vs_local, round_vs_one;
   for (int r = 0; r < rounds; ++r) {
-    for (int k = 0; k < 4; ++k) {
-      switch ((r + k) % 4) {
-        case 0: {
-          auto t = local.run();
-          if (!t) return "local: " + t.status().to_string();
-          local_ms.push_back(*t);
-          break;
-        }
-        case 1: {
-          auto t = one.run(1);
-          if (!t) return "1-stage: " + t.status().to_string();
-          one_ms.push_back(t->first);
-          break;
-        }
-        case 2: {
-          auto t = three.run(1);
-          if (!t) return "3-stage: " + t.status().to_string();
-          three_ms.push_back(t->first);
-          three_tps1.push_back(t->second);
-          break;
-        }
-        default: {
-          auto t = three.run(8);
-          if (!t) return "3-stage, 8 sequences: " + t.status().to_string();
-          three_tps8.push_back(t->second);
-          break;
-        }
-      }
+    // The three single-sequence configurations, token by token, in one of the six orders.
+    std::vector<int> order = {0, 1, 2};
+    for (int k = 0; k < r % 6; ++k) std::next_permutation(order.begin(), order.end());
+    TokenTurns turns(order);
+    const uint32_t tt = TokenTurns::turn_tokens(timed_steps);
+    std::thread tl([&] {
+      turns.take_part(0, tt, [&](const std::function<void()>& each) { return local.run(each, tt).status(); });
+    });
+    std::thread t1([&] {
+      turns.take_part(1, tt, [&](const std::function<void()>& each) { return one.run(1, each, tt).status(); });
+    });
+    std::thread t3([&] {
+      turns.take_part(2, tt, [&](const std::function<void()>& each) { return three.run(1, each, tt).status(); });
+    });
+    tl.join();
+    t1.join();
+    t3.join();
+    const char* names[] = {"local", "1-stage", "3-stage"};
+    for (size_t i = 0; i < 3; ++i) {
+      if (!turns.status(i).is_ok()) return std::string(names[i]) + ": " + turns.status(i).to_string();
     }
-    vs_local.push_back(100.0 * (one_ms.back() / local_ms.back() - 1.0));
-    vs_one.push_back(100.0 * (three_ms.back() / one_ms.back() - 1.0));
+    const auto &sl = turns.step_ms(0), &s1 = turns.step_ms(1), &s3 = turns.step_ms(2);
+    if (sl.size() != s1.size() || s1.size() != s3.size() || sl.empty()) return "token turns: unequal runs";
+    std::vector<double> rl, r1;
+    for (size_t t = 0; t < sl.size(); ++t) {
+      rl.push_back(100.0 * (s1[t] / sl[t] - 1.0));
+      r1.push_back(100.0 * (s3[t] / s1[t] - 1.0));
+    }
+    vs_local.insert(vs_local.end(), rl.begin(), rl.end());
+    vs_one.insert(vs_one.end(), r1.begin(), r1.end());
+    round_vs_local.push_back(median(rl));
+    round_vs_one.push_back(median(r1));
+    local_ms.insert(local_ms.end(), sl.begin(), sl.end());
+    one_ms.insert(one_ms.end(), s1.begin(), s1.end());
+    three_ms.insert(three_ms.end(), s3.begin(), s3.end());
+    // Throughput with 1 and with 8 sequences through 3 stages, whole runs (prompt included), in turn.
+    for (int k = 0; k < 2; ++k) {
+      const size_t n_seqs = (r + k) % 2 == 0 ? 1 : 8;
+      auto t = three.run(n_seqs);
+      if (!t) return "3-stage, " + std::to_string(n_seqs) + " sequences: " + t.status().to_string();
+      (n_seqs == 1 ? three_tps1 : three_tps8).push_back(t->second);
+    }
     speedup.push_back(three_tps8.back() / three_tps1.back());
   }
   // The other splits of the 8 sequences (1 and 8 groups in flight), once each, for comparison.
@@ -354,10 +447,10 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& out) {
   out["stage1_ms_per_token"] = median(one_ms);
   out["stage3_ms_per_token"] = median(three_ms);
   out["overhead_3stage_pct"] = median(vs_one);
-  out["overhead_3stage_pct_rounds"] = vs_one;
+  out["overhead_3stage_pct_rounds"] = round_vs_one;
   out["overhead_3stage_target_pct"] = 5;
   out["overhead_vs_local_pct"] = median(vs_local);
-  out["overhead_vs_local_pct_rounds"] = vs_local;
+  out["overhead_vs_local_pct_rounds"] = round_vs_local;
   out["overhead_vs_local_target_pct"] = 3;
   out["tok_per_s_1seq_3stage"] = median(three_tps1);
   // The figure uses this bench's split for stages sharing one host (kSharedHostGroupRows); the other

@@ -192,8 +192,8 @@ struct ProcessPipeline {
     return run(1).status();  // warm-up
   }
 
-  // `n_seqs` sequences of n_tokens each: (decode ms/token of sequence 0, aggregate tokens/s). `each`,
-  // if set, is called at every token of sequence 0, before the next step is sent.
+  // `n_seqs` sequences of `tokens` tokens each (n_tokens if 0): (decode ms/token of sequence 0, aggregate
+  // tokens/s). `each`, if set, is called at every token of sequence 0, before the next step is sent.
   Result<std::pair<double, double>> run(size_t n_seqs, const std::function<void()>& each = {}, uint32_t tokens = 0) {
     std::vector<pipeline::GenerateRequest> qs(n_seqs);
     for (size_t i = 0; i < n_seqs; ++i) {
@@ -237,7 +237,7 @@ struct LocalModel {
     return run().status();  // warm-up
   }
 
-  // Decode ms/token; `each` as in ProcessPipeline::run.
+  // Decode ms/token; `each` and `tokens` as in ProcessPipeline::run.
   Result<double> run(const std::function<void()>& each = {}, uint32_t tokens = 0) {
     std::vector<int32_t> prompt = {1, 7, 9, 11};
     model::GenerateOptions go;
@@ -296,7 +296,6 @@ class TokenTurns {
   void wait_turn(size_t i) {
     std::unique_lock lk(mu_);
     cv_.wait(lk, [&] { return order_[pos_] == int(i); });
-    parts_[i].resumed = Clock::now();
   }
   // The turn goes to the next participant in order that has not finished.
   void pass() {
@@ -376,39 +375,36 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& out) {
   } tmp;
   const fs::path& dir = tmp.path;
   // Every stage process and the local baseline compute with kStageThreads threads. All three
-  // configurations stay up; in every round they take turns token by token (TokenTurns), and each
-  // overhead is the median over all rounds' tokens of the step-time ratios of the same token.
+  // configurations stay up; in every round they take turns two tokens at a time (TokenTurns), and each
+  // overhead is the median, over all rounds, of the ratios of timed steps with the same index.
   LocalModel local;
   if (Status st = local.start(source, n_tokens); !st.is_ok()) return "local: " + st.to_string();
   ProcessPipeline one, three;
   if (Status st = one.start(source, 1, n_tokens, dir); !st.is_ok()) return "1-stage: " + st.to_string();
   if (Status st = three.start(source, 3, n_tokens, dir); !st.is_ok()) return "3-stage: " + st.to_string();
   three.orch->set_min_group_rows(kSharedHostGroupRows);
-  // 40 rounds of n_tokens (15 rounds until the tenth session). Until the twelfth, the configurations
-  // took turns by whole runs of 16 tokens: one round's ratios then spread by ±10–15 % on this class of
-  // VM, and the median of 40 still moved by a few points from run to run.
+  // 40 rounds of 12 timed steps per configuration. Until the twelfth session the configurations took
+  // turns by whole runs of 16 tokens (15 rounds until the tenth, then 40): one round's ratios then
+  // spread by ±10–25 % on this class of VM, and the median of 40 still moved by a few points from run
+  // to run.
   const int rounds = o.quick ? 2 : 40;
   const uint32_t timed_steps = o.quick ? 3 : 12;  // per configuration and round
   std::vector<double> local_ms, one_ms, three_ms, vs_local, vs_one, three_tps1, three_tps8, speedup;
   std::vector<double> round_vs_local, round_vs_one;
   for (int r = 0; r < rounds; ++r) {
-    // The three single-sequence configurations, token by token, in one of the six orders.
+    // The three single-sequence configurations, two tokens per turn, in one of the six orders.
     std::vector<int> order = {0, 1, 2};
     for (int k = 0; k < r % 6; ++k) std::next_permutation(order.begin(), order.end());
     TokenTurns turns(order);
     const uint32_t tt = TokenTurns::turn_tokens(timed_steps);
-    std::thread tl([&] {
-      turns.take_part(0, tt, [&](const std::function<void()>& each) { return local.run(each, tt).status(); });
-    });
-    std::thread t1([&] {
-      turns.take_part(1, tt, [&](const std::function<void()>& each) { return one.run(1, each, tt).status(); });
-    });
-    std::thread t3([&] {
-      turns.take_part(2, tt, [&](const std::function<void()>& each) { return three.run(1, each, tt).status(); });
-    });
-    tl.join();
-    t1.join();
-    t3.join();
+    using Each = std::function<void()>;
+    const std::function<Status(const Each&)> runs[] = {
+        [&](const Each& each) { return local.run(each, tt).status(); },
+        [&](const Each& each) { return one.run(1, each, tt).status(); },
+        [&](const Each& each) { return three.run(1, each, tt).status(); }};
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < 3; ++i) threads.emplace_back([&, i] { turns.take_part(i, tt, runs[i]); });
+    for (auto& t : threads) t.join();
     const char* names[] = {"local", "1-stage", "3-stage"};
     for (size_t i = 0; i < 3; ++i) {
       if (!turns.status(i).is_ok()) return std::string(names[i]) + ": " + turns.status(i).to_string();

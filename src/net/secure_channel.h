@@ -179,7 +179,7 @@ class SecureChannel {
   // Forces a KeyUpdate now (normally automatic).
   Status update_key(Deadline deadline);
   // Gathers the records sent until uncork() into writes of up to 64 KiB (a larger record still goes on
-  // its own), so that a message of several records — a pipeline step's header, payload and END — costs
+  // its own), so that a message of several records — a pipeline step's header and payload — costs
   // one system call and wakes the reader once instead of once per record. The bytes on the wire are the
   // same. A stream with its own buffer (an in-memory pipe) still takes records straight into it.
   void cork();

@@ -13,11 +13,10 @@ Status send_step(Link& link, const StepHeader& h, const net::TensorView& payload
   uint32_t n = static_cast<uint32_t>(hv.size());
   net::TensorView hdr{"step", tensor::DType::kI64, std::span<const uint32_t>(&n, 1),
                       ByteSpan(reinterpret_cast<const uint8_t*>(hv.data()), hv.size() * sizeof(int64_t))};
-  // Header, payload and END leave in one write where they fit (one wake-up of the next stage).
+  // Header and payload leave in one write where they fit (one wake-up of the next stage).
   link.cork();
   Status st = link.send_tensor(hdr, deadline);
   if (st.is_ok()) st = link.send_tensor(payload, deadline);
-  if (st.is_ok()) st = link.send_data(as_bytes("END"), deadline);
   Status flushed = link.uncork(deadline);
   return st.is_ok() ? flushed : st;
 }
@@ -68,10 +67,6 @@ Status recv_step(Link& link, StepMessage& out, Deadline deadline, uint32_t max_s
   if (!ok)
     return invalid_argument("data link: payload tensor \"" + t.name.substr(0, 64) + "\" does not match the step");
   out.payload = std::move(m.tensor);
-  CML_RETURN_IF_ERROR(link.recv(m, deadline));
-  if (m.kind != net::Message::Kind::kData || as_string_view(m.data) != "END") {
-    return invalid_argument("data link: expected END after the payload");
-  }
   out.kind = StepMessage::Kind::kStep;
   return ok_status();
 }

@@ -18,7 +18,7 @@ struct StepMessage {
   std::string err_reason;  // kErr
 };
 
-// Step tensor, payload tensor, END.
+// Step tensor, then payload tensor (a step has exactly one payload, so nothing closes it).
 Status send_step(Link& link, const StepHeader& h, const net::TensorView& payload, Deadline deadline);
 // ERR:<step>:<reason>.
 Status send_step_error(Link& link, uint64_t step, std::string_view reason, Deadline deadline);

@@ -1,6 +1,6 @@
 // Links: the message channels of the pipeline, and the Network that opens them.
 //
-// A Link carries Data messages (control JSON, END/ERR sentinels) and tensors in order, like
+// A Link carries Data messages (control JSON, ERR sentinels) and tensors in order, like
 // net::SecureChannel — in production every Link *is* a SecureChannel (SecureNetwork), attested against
 // the peer's manifest entry. PlainMemoryNetwork is an unencrypted, unattested in-process network for
 // unit tests of the runtime logic only (it refuses any expectation that requires attestation).

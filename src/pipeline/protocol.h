@@ -1,13 +1,14 @@
 // Control and data protocol between the orchestrator and the stages (docs/protocol.md §10).
 //
-// Control: versioned JSON objects {"v":1,"type":"...", ...} carried in Data records on the control
+// Control: versioned JSON objects {"v":2,"type":"...", ...} carried in Data records on the control
 // channel. decode_control() checks the size before parsing, the version, the type and every field, and
 // refuses unknown fields; it never throws and never allocates more than the bounded input.
 //
 // Data: one pipeline step = a "step" tensor (I64: step id, sequence count, then per sequence its id, its
 // first position and its token count), one payload tensor ("tokens" U32 [T], "hidden" F32 [T, H], or
-// "sampled" U32 [n] from the last stage), then the END sentinel. A failed step is replaced by
-// ERR:<step id>:<reason>.
+// "sampled" U32 [n] from the last stage); nothing follows it. A failed step is replaced by
+// ERR:<step id>:<reason>. Version 2 of the control protocol goes with this two-record step (version 1
+// closed each step with an END sentinel), so stages of the two versions refuse each other at init.
 //
 // Thread safety: pure functions on values.
 #pragma once
@@ -24,7 +25,7 @@
 
 namespace cml::pipeline {
 
-constexpr uint32_t kControlVersion = 1;
+constexpr uint32_t kControlVersion = 2;
 constexpr size_t kDefaultMaxControlBytes = 64 * 1024;
 // First message of a return connection (orchestrator → the last stage's control endpoint).
 constexpr std::string_view kReturnHello = "RETURN";

@@ -49,30 +49,38 @@ TEST(ControlProtocol, RefusesMalformedMessages) {
   EXPECT_EQ(decode_text("{\"v\":1").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(decode_text("[1]").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(decode_text(R"({"type":"ping","nonce":1})").code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(decode_text(R"({"v":2,"type":"ping","nonce":1})").code(), StatusCode::kProtocol);
-  EXPECT_EQ(decode_text(R"({"v":1,"type":"pong2"})").code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(decode_text(R"({"v":1,"type":"ping","nonce":-1})").code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(decode_text(R"({"v":1,"type":"ping","nonce":1,"x":0})").code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(decode_text(R"({"v":1,"type":"ping","nonce":"1"})").code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(decode_text(R"({"v":1,"type":"start","seqs":[{"seq":1}]})").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(decode_text(R"({"v":2,"type":"pong2"})").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(decode_text(R"({"v":2,"type":"ping","nonce":-1})").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(decode_text(R"({"v":2,"type":"ping","nonce":1,"x":0})").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(decode_text(R"({"v":2,"type":"ping","nonce":"1"})").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(decode_text(R"({"v":2,"type":"start","seqs":[{"seq":1}]})").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(
       decode_text(
-          R"({"v":1,"type":"start","seqs":[{"seq":1,"sampling":{"temperature":-1,"top_k":0,"top_p":1,"seed":0}}]})")
+          R"({"v":2,"type":"start","seqs":[{"seq":1,"sampling":{"temperature":-1,"top_k":0,"top_p":1,"seed":0}}]})")
           .code(),
       StatusCode::kInvalidArgument);
   auto dup = decode_text(
-      R"({"v":1,"type":"start","seqs":[{"seq":1,"sampling":{"temperature":0,"top_k":0,"top_p":1,"seed":0}},{"seq":1,"sampling":{"temperature":0,"top_k":0,"top_p":1,"seed":0}}]})");
+      R"({"v":2,"type":"start","seqs":[{"seq":1,"sampling":{"temperature":0,"top_k":0,"top_p":1,"seed":0}},{"seq":1,"sampling":{"temperature":0,"top_k":0,"top_p":1,"seed":0}}]})");
   EXPECT_NE(dup.message().find("duplicate"), std::string::npos);
   std::string deep = std::string(1000, '[') + std::string(1000, ']');
   EXPECT_EQ(decode_text(deep).code(), StatusCode::kInvalidArgument);
 }
 
+TEST(ControlProtocol, RefusesOtherVersions) {
+  // Version 1 closed every data step with an END record; a stage of that version must not be linked.
+  Status st = decode_text(R"({"v":1,"type":"ping","nonce":1})");
+  EXPECT_EQ(st.code(), StatusCode::kProtocol);
+  EXPECT_NE(st.message().find("version 1, this build speaks 2"), std::string::npos) << st.to_string();
+  EXPECT_EQ(decode_text(R"({"v":3,"type":"ping","nonce":1})").code(), StatusCode::kProtocol);
+  CML_EXPECT_OK(decode_text(R"({"v":2,"type":"ping","nonce":1})"));
+}
+
 TEST(ControlProtocol, RefusesOversizedMessagesBeforeParsing) {
-  std::string big = R"({"v":1,"type":"abort","seqs":[],"reason":")" + std::string(70000, 'x') + "\"}";
+  std::string big = R"({"v":2,"type":"abort","seqs":[],"reason":")" + std::string(70000, 'x') + "\"}";
   EXPECT_EQ(decode_text(big).code(), StatusCode::kResourceExhausted);
   // Within a larger limit it is still refused: the reason field is bounded.
   EXPECT_EQ(decode_text(big, 1 << 20).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(decode_text(R"({"v":1,"type":"ping","nonce":1})", 10).code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(decode_text(R"({"v":2,"type":"ping","nonce":1})", 10).code(), StatusCode::kResourceExhausted);
 }
 
 TEST(StepHeader, RoundTripsAndRefusesMalformed) {

@@ -256,7 +256,7 @@ TEST(Pipeline, MalformedControlMessageGetsAnErrorReply) {
                                   Deadline::after(std::chrono::seconds(3)));
   CML_ASSERT_OK(link);
   Deadline d = Deadline::after(std::chrono::seconds(3));
-  ASSERT_STATUS_OK((*link)->send_data(as_bytes("{\"v\":1,\"type\":\"init\"}"), d));
+  ASSERT_STATUS_OK((*link)->send_data(as_bytes("{\"v\":2,\"type\":\"init\"}"), d));
   net::Message m;
   ASSERT_TRUE((*link)->recv(m, d).is_ok());
   auto reply = decode_control(m.data);

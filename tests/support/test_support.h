@@ -18,13 +18,14 @@ std::optional<std::string> testdata_dir();
 
 // Path of `relative` under the test-data folder; GTEST_SKIPs the calling test with a message when the
 // folder (or the named subfolder) is absent. Use as: CML_TESTDATA_OR_SKIP(path, "nitro/x.cose");
-#define CML_TESTDATA_OR_SKIP(var, relative)                                                              \
-  std::string var;                                                                                      \
-  do {                                                                                                  \
-    auto cml_td_ = ::cml::testing::testdata_path(relative);                                             \
-    if (!cml_td_) GTEST_SKIP() << "shared test data not found (" << (relative)                          \
-                               << "); set CML_TESTDATA_DIR to the shared/testdata folder";             \
-    var = *cml_td_;                                                                                     \
+#define CML_TESTDATA_OR_SKIP(var, relative)                                    \
+  std::string var;                                                             \
+  do {                                                                         \
+    auto cml_td_ = ::cml::testing::testdata_path(relative);                    \
+    if (!cml_td_)                                                              \
+      GTEST_SKIP() << "shared test data not found (" << (relative)             \
+                   << "); set CML_TESTDATA_DIR to the shared/testdata folder"; \
+    var = *cml_td_;                                                            \
   } while (0)
 std::optional<std::string> testdata_path(const std::string& relative);
 
@@ -34,15 +35,24 @@ Bytes read_testdata(const std::string& path);
 // Polls `cond` until true or the timeout passes; never a bare sleep in tests.
 bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds timeout);
 
+// The status of a Status or of a Result, for the macros below.
+inline const Status& status_of(const Status& s) {
+  return s;
+}
+template <typename T>
+const Status& status_of(const Result<T>& r) {
+  return r.status();
+}
+
 }  // namespace cml::testing
 
-#define CML_ASSERT_OK(expr)                                      \
-  do {                                                           \
-    const auto& cml_s_ = (expr);                                 \
-    ASSERT_TRUE(cml_s_.is_ok()) << cml_s_.status().to_string();  \
+#define CML_ASSERT_OK(expr)                                                       \
+  do {                                                                            \
+    const auto& cml_s_ = (expr);                                                  \
+    ASSERT_TRUE(cml_s_.is_ok()) << ::cml::testing::status_of(cml_s_).to_string(); \
   } while (0)
-#define CML_EXPECT_OK(expr)                                      \
-  do {                                                           \
-    const auto& cml_s_ = (expr);                                 \
-    EXPECT_TRUE(cml_s_.is_ok()) << cml_s_.status().to_string();  \
+#define CML_EXPECT_OK(expr)                                                       \
+  do {                                                                            \
+    const auto& cml_s_ = (expr);                                                  \
+    EXPECT_TRUE(cml_s_.is_ok()) << ::cml::testing::status_of(cml_s_).to_string(); \
   } while (0)

@@ -525,6 +525,13 @@ Status SecureChannel::send_err(std::string_view reason, Deadline deadline) {
   return send_data(b, deadline);
 }
 
+size_t tensor_chunk_size(size_t data_size, size_t max_record_data) {
+  constexpr size_t kMinChunk = 32 * 1024, kChunks = 4, kAlign = 4096;
+  const size_t quarter = (data_size + kChunks - 1) / kChunks;
+  const size_t aligned = (quarter + kAlign - 1) / kAlign * kAlign;
+  return std::max<size_t>(1, std::min(max_record_data, std::max(kMinChunk, aligned)));
+}
+
 Status SecureChannel::send_tensor(const TensorView& t, Deadline deadline) {
   if (send_closed_) return aborted("channel: send after shutdown or error");
   CML_RETURN_IF_ERROR(validate_tensor_view(t));
@@ -550,9 +557,10 @@ Status SecureChannel::send_tensor(const TensorView& t, Deadline deadline) {
   // Large tensors: the sub-header alone, then chunks sealed straight from the caller's memory.
   CML_RETURN_IF_ERROR(maybe_rekey(deadline));
   CML_RETURN_IF_ERROR(send_record_gather(MsgType::kTensor, flags::kTensor | flags::kMore, head_span, {}, deadline));
+  const size_t chunk = tensor_chunk_size(t.data.size(), max_plain);
   ByteSpan rest = t.data;
   while (!rest.empty()) {
-    const size_t n = std::min(rest.size(), max_plain);
+    const size_t n = std::min(rest.size(), chunk);
     const bool more = n < rest.size();
     CML_RETURN_IF_ERROR(maybe_rekey(deadline));
     CML_RETURN_IF_ERROR(

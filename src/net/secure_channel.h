@@ -137,6 +137,13 @@ struct ChannelStats {
   Duration handshake_time{};
 };
 
+// Data bytes per TensorChunk record for a tensor of `data_size` bytes that does not fit one record: a
+// quarter of the tensor (rounded up to 4 KiB), at least 32 KiB, at most `max_record_data`. Four chunks
+// let the receiver open one while the sender seals the next, so a hop costs about 1¼ seals instead of
+// 2 (a 128 KiB tensor through two in-process stages: 41–59 µs less than in one chunk, in blocks
+// alternating with it); smaller chunks add records faster than they add overlap.
+size_t tensor_chunk_size(size_t data_size, size_t max_record_data);
+
 class SecureChannel {
  public:
   // Runs the initiator's side of the handshake on `stream` (deadline: config.handshake_timeout).

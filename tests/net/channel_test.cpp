@@ -518,6 +518,29 @@ TEST(Channel, TensorsOfEveryDTypeAndSize) {
   EXPECT_EQ(m.tensor.data.size(), 4u);
 }
 
+TEST(Channel, LargeTensorsTravelInAboutFourChunks) {
+  // A quarter of the data, rounded up to 4 KiB, between 32 KiB and the record limit.
+  EXPECT_EQ(tensor_chunk_size(128 * 1024, 4u << 20), 32u * 1024);
+  EXPECT_EQ(tensor_chunk_size(70000, 4u << 20), 32u * 1024);
+  EXPECT_EQ(tensor_chunk_size(1u << 20, 4u << 20), 256u * 1024);
+  EXPECT_EQ(tensor_chunk_size((1u << 20) + 1, 4u << 20), 260u * 1024);
+  EXPECT_EQ(tensor_chunk_size(64u << 20, 4u << 20), 4u << 20);
+  EXPECT_EQ(tensor_chunk_size(1u << 20, 10000), 10000u);
+  EXPECT_EQ(tensor_chunk_size(1u << 20, 0), 1u);  // never an endless loop of empty chunks
+
+  Established e;
+  Message m;
+  Bytes data(128 * 1024);
+  for (size_t k = 0; k < data.size(); ++k) data[k] = uint8_t(k * 7);
+  const uint32_t shape[] = {uint32_t(data.size())};
+  const uint64_t before = e.r->stats().records_received;
+  std::thread t([&] { EXPECT_TRUE(e.i->send_tensor({"h", tensor::DType::kU8, shape, data}, soon()).is_ok()); });
+  NET_ASSERT_OK(e.r->recv(m, soon()));
+  t.join();
+  EXPECT_EQ(m.tensor.data, data);
+  EXPECT_EQ(e.r->stats().records_received - before, 5u);  // the sub-header, then four chunks of 32 KiB
+}
+
 // Over a pipe of 10000 bytes, records of varying size land in one piece of the ring (sealed into it and
 // opened out of it) or across its end (copied through the channel's own buffers), both ways at once.
 TEST(Channel, RecordsInOnePieceOfThePipeOrAcrossItsEnd) {

@@ -22,12 +22,6 @@
 #include "process_fixture.h"
 #include "support/test_support.h"
 
-#define ASSERT_STATUS_OK(expr)                   \
-  do {                                           \
-    const Status st_ = (expr);                   \
-    ASSERT_TRUE(st_.is_ok()) << st_.to_string(); \
-  } while (0)
-
 namespace cml::pipeline {
 namespace {
 
@@ -95,8 +89,8 @@ GenerateRequest request(uint32_t n) {
 TEST(OffloadPipeline, Stories260KWithTwoOffloadedStagesEqualsLocalGreedyTokenForToken) {
   CML_TESTDATA_OR_SKIP(model, "llm/stories260K/stories260K.llama2c.bin");
   Worker w1, w2;
-  ASSERT_STATUS_OK(w1.start());
-  ASSERT_STATUS_OK(w2.start());
+  CML_ASSERT_OK(w1.start());
+  CML_ASSERT_OK(w2.start());
   const fs::path work = fs::temp_directory_path() / ("cml-op-bundle-" + std::to_string(getpid()));
   fs::create_directories(work);
   const std::string key = (work / "op.key").string(), bundles = (work / "bundles").string(),
@@ -155,7 +149,7 @@ TEST(OffloadPipeline, WorkerDownAtStartFailsTheStageAtStartNamingTheWorker) {
 // saying how the key is given (never through the manifest).
 TEST(OffloadPipeline, SealedBundleNeedsItsOperatorKey) {
   Worker w;
-  ASSERT_STATUS_OK(w.start());
+  CML_ASSERT_OK(w.start());
   ProcessPipeline p("synthetic:llama-tiny", 2, {{1, w.offload(false, "/nonexistent/bundles")}});
   p.start_stage(1);
   EXPECT_EQ(p.wait_exit(1), 1);
@@ -188,7 +182,7 @@ TEST(OffloadPipeline, WorkerLostMidRunFailsThatRequestAndTheNextIsServedAfterRes
       if (crash.exchange(false)) raw->crash();  // dies while this request is open
     });
   };
-  ASSERT_STATUS_OK(w.start(hook));
+  CML_ASSERT_OK(w.start(hook));
   ProcessPipeline p(model, 2, {{1, w.offload()}});
   p.start_stage(0);
   p.start_stage(1);
@@ -212,7 +206,7 @@ TEST(OffloadPipeline, WorkerLostMidRunFailsThatRequestAndTheNextIsServedAfterRes
   EXPECT_NE(down[0].status.message().find("groupcover worker " + w.endpoint), std::string::npos)
       << down[0].status.to_string();
   // Back on the same address.
-  ASSERT_STATUS_OK(w.start());
+  CML_ASSERT_OK(w.start());
   auto after = p.orch->generate({request(30)});
   ASSERT_TRUE(after[0].status.is_ok()) << after[0].status.to_string();
   EXPECT_EQ(after[0].tokens, local_greedy(model, kPrompt, 30));

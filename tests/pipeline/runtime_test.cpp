@@ -9,12 +9,6 @@ namespace {
 using testing::InProcessPipeline;
 using testing::reference_generation;
 
-#define ASSERT_STATUS_OK(expr)                   \
-  do {                                           \
-    ::cml::Status st_ = (expr);                  \
-    ASSERT_TRUE(st_.is_ok()) << st_.to_string(); \
-  } while (0)
-
 GenerateRequest req(std::vector<uint32_t> prompt, uint32_t n, Sampling s = {}) {
   GenerateRequest q;
   q.prompt = std::move(prompt);
@@ -27,17 +21,17 @@ class StagesTest : public ::testing::TestWithParam<uint32_t> {};
 
 TEST_P(StagesTest, GeneratesLikeTheUnshardedModel) {
   InProcessPipeline p(GetParam());
-  ASSERT_STATUS_OK(p.start_all());
-  ASSERT_STATUS_OK(p.connect());
+  CML_ASSERT_OK(p.start_all());
+  CML_ASSERT_OK(p.connect());
   auto q = req({1, 2, 3, 4}, 12);
   std::vector<uint32_t> streamed;
   auto out = p.orch->generate({q}, [&](size_t, uint32_t t) { streamed.push_back(t); });
   ASSERT_EQ(out.size(), 1u);
-  ASSERT_STATUS_OK(out[0].status);
+  CML_ASSERT_OK(out[0].status);
   EXPECT_EQ(out[0].tokens, reference_generation(p.cfg, q));
   EXPECT_EQ(streamed, out[0].tokens);
   // Every link is encrypted and every stage's measurement was checked.
-  ASSERT_STATUS_OK(p.orch->health_check());
+  CML_ASSERT_OK(p.orch->health_check());
   auto rep = p.orch->report();
   for (const auto& s : rep.stages) {
     EXPECT_TRUE(s.up);
@@ -47,7 +41,7 @@ TEST_P(StagesTest, GeneratesLikeTheUnshardedModel) {
   }
   EXPECT_GT(rep.to_first.bytes_sent, 0u);
   EXPECT_GT(rep.from_last.bytes_received, 0u);
-  ASSERT_STATUS_OK(p.orch->shutdown());
+  CML_ASSERT_OK(p.orch->shutdown());
   EXPECT_TRUE(p.stages[0]->wait_shutdown(Deadline::after(std::chrono::seconds(5))));
 }
 
@@ -55,8 +49,8 @@ INSTANTIATE_TEST_SUITE_P(InMemory, StagesTest, ::testing::Values(1u, 2u, 3u));
 
 TEST(Pipeline, EightConcurrentSequencesEqualTheirSingleResults) {
   InProcessPipeline p(3);
-  ASSERT_STATUS_OK(p.start_all());
-  ASSERT_STATUS_OK(p.connect());
+  CML_ASSERT_OK(p.start_all());
+  CML_ASSERT_OK(p.connect());
   std::vector<GenerateRequest> qs;
   for (uint32_t i = 0; i < 8; ++i) {
     Sampling s;
@@ -76,8 +70,8 @@ TEST(Pipeline, EightConcurrentSequencesEqualTheirSingleResults) {
 
 TEST(Pipeline, HundredSequentialRequests) {
   InProcessPipeline p(2);
-  ASSERT_STATUS_OK(p.start_all());
-  ASSERT_STATUS_OK(p.connect());
+  CML_ASSERT_OK(p.start_all());
+  CML_ASSERT_OK(p.connect());
   for (uint32_t i = 0; i < 100; ++i) {
     auto q = req({i % 60 + 1, 7}, 3);
     auto out = p.orch->generate({q});
@@ -89,10 +83,10 @@ TEST(Pipeline, HundredSequentialRequests) {
 
 TEST(Pipeline, SixteenMicroBatchesInOneStepEachThroughThreeStages) {
   InProcessPipeline p(3);
-  ASSERT_STATUS_OK(p.start_all());
+  CML_ASSERT_OK(p.start_all());
   OrchestratorOptions o = p.orch_options();
   o.max_batch = 1;  // every sequence is its own micro-batch: 16 in the pipeline per round
-  ASSERT_STATUS_OK(p.connect(o));
+  CML_ASSERT_OK(p.connect(o));
   std::vector<GenerateRequest> qs;
   for (uint32_t i = 0; i < 16; ++i) qs.push_back(req({i + 1}, 4));
   auto out = p.orch->generate(qs);
@@ -104,8 +98,8 @@ TEST(Pipeline, SixteenMicroBatchesInOneStepEachThroughThreeStages) {
 
 TEST(Pipeline, ExecutorFailureSendsErrAndTheNextRequestIsServed) {
   InProcessPipeline p(3);
-  ASSERT_STATUS_OK(p.start_all());
-  ASSERT_STATUS_OK(p.connect());
+  CML_ASSERT_OK(p.start_all());
+  CML_ASSERT_OK(p.connect());
   std::atomic<int> fail{1};
   // Stage 1 fails its first decode step once.
   p.executors[1]->set_failure([&](const StepHeader& h) { return h.seqs[0].pos > 0 && fail.exchange(0) == 1; });
@@ -124,8 +118,8 @@ TEST(Pipeline, ExecutorFailureSendsErrAndTheNextRequestIsServed) {
 // earlier steps must still leave at once, not wait behind a cork for the next step.
 TEST(Pipeline, ErrSentinelOverTcpReachesTheNextStageAtOnce) {
   InProcessPipeline p(3, {}, false, true);
-  ASSERT_STATUS_OK(p.start_all());
-  ASSERT_STATUS_OK(p.connect());
+  CML_ASSERT_OK(p.start_all());
+  CML_ASSERT_OK(p.connect());
   std::atomic<int> fail{1};
   p.executors[1]->set_failure([&](const StepHeader& h) { return h.seqs[0].pos > 2 && fail.exchange(0) == 1; });
   auto out = p.orch->generate({req({3, 4}, 6)});
@@ -146,9 +140,9 @@ TEST(Pipeline, ErrSentinelOverTcpReachesTheNextStageAtOnce) {
 
 TEST(Pipeline, WrongWeightsAreRefusedAtInitNamingTheTensor) {
   InProcessPipeline p(3);
-  ASSERT_STATUS_OK(p.start_stage(0));
-  ASSERT_STATUS_OK(p.start_stage(1, [](FakeModelExecutor& e) { e.corrupt_tensor("layers.3.gain"); }));
-  ASSERT_STATUS_OK(p.start_stage(2));
+  CML_ASSERT_OK(p.start_stage(0));
+  CML_ASSERT_OK(p.start_stage(1, [](FakeModelExecutor& e) { e.corrupt_tensor("layers.3.gain"); }));
+  CML_ASSERT_OK(p.start_stage(2));
   Status st = p.connect();
   ASSERT_FALSE(st.is_ok());
   EXPECT_EQ(st.code(), StatusCode::kPolicy);
@@ -161,7 +155,7 @@ TEST(Pipeline, WrongMeasurementIsRefused) {
   // Stage 1 runs an image whose measurement differs from its manifest entry.
   p.providers[1] = std::make_unique<attest::MockProvider>(attest::mock_measurements("evil"));
   p.stage_nets[1] = p.make_net(p.providers[1].get());
-  ASSERT_STATUS_OK(p.start_all());
+  CML_ASSERT_OK(p.start_all());
   OrchestratorOptions o = p.orch_options();
   o.connect_timeout = std::chrono::milliseconds(500);
   Status st = p.connect(o);
@@ -177,7 +171,7 @@ TEST(Pipeline, StageNeighboursAreCheckedAgainstTheirOwnEntries) {
   InProcessPipeline p(2);
   p.providers[0] = std::make_unique<attest::MockProvider>(attest::mock_measurements(InProcessPipeline::label(1)));
   p.stage_nets[0] = p.make_net(p.providers[0].get());
-  ASSERT_STATUS_OK(p.start_all());
+  CML_ASSERT_OK(p.start_all());
   OrchestratorOptions o = p.orch_options();
   o.connect_timeout = std::chrono::milliseconds(500);
   Status st = p.connect(o);
@@ -187,11 +181,11 @@ TEST(Pipeline, StageNeighboursAreCheckedAgainstTheirOwnEntries) {
 
 TEST(Pipeline, StageKilledMidRequestIsReportedAndReadmitted) {
   InProcessPipeline p(3);
-  ASSERT_STATUS_OK(p.start_all());
+  CML_ASSERT_OK(p.start_all());
   OrchestratorOptions o = p.orch_options();
   o.step_timeout = std::chrono::seconds(3);
   o.connect_timeout = std::chrono::milliseconds(500);  // how long a re-admission waits for a restart
-  ASSERT_STATUS_OK(p.connect(o));
+  CML_ASSERT_OK(p.connect(o));
   // Stage 1 dies while handling the third step of the request.
   std::atomic<int> steps{0};
   std::atomic<bool> killed{false};
@@ -223,7 +217,7 @@ TEST(Pipeline, StageKilledMidRequestIsReportedAndReadmitted) {
   EXPECT_NE(down[0].status.message().find("stage 1"), std::string::npos) << down[0].status.to_string();
   // Restart it: the next request re-admits it (fresh handshake and init) and is served; stages 0 and 2
   // kept running.
-  ASSERT_STATUS_OK(p.start_stage(1));
+  CML_ASSERT_OK(p.start_stage(1));
   auto after = p.orch->generate({req({1, 2}, 6)});
   ASSERT_TRUE(after[0].status.is_ok()) << after[0].status.to_string();
   EXPECT_EQ(after[0].tokens, reference_generation(p.cfg, req({1, 2}, 6)));
@@ -232,9 +226,9 @@ TEST(Pipeline, StageKilledMidRequestIsReportedAndReadmitted) {
 
 TEST(Pipeline, RestartedLastStageIsReadmitted) {
   InProcessPipeline p(2);
-  ASSERT_STATUS_OK(p.start_all());
-  ASSERT_STATUS_OK(p.connect());
-  ASSERT_STATUS_OK(p.orch->generate({req({1}, 2)})[0].status);
+  CML_ASSERT_OK(p.start_all());
+  CML_ASSERT_OK(p.connect());
+  CML_ASSERT_OK(p.orch->generate({req({1}, 2)})[0].status);
   p.kill_stage(1);
   ASSERT_TRUE(cml::testing::wait_for(
       [&] {
@@ -242,7 +236,7 @@ TEST(Pipeline, RestartedLastStageIsReadmitted) {
         return !p.orch->down_stages().empty();
       },
       std::chrono::seconds(5)));
-  ASSERT_STATUS_OK(p.start_stage(1));
+  CML_ASSERT_OK(p.start_stage(1));
   auto out = p.orch->generate({req({1, 5}, 4)});
   ASSERT_TRUE(out[0].status.is_ok()) << out[0].status.to_string();
   EXPECT_EQ(out[0].tokens, reference_generation(p.cfg, req({1, 5}, 4)));
@@ -250,13 +244,13 @@ TEST(Pipeline, RestartedLastStageIsReadmitted) {
 
 TEST(Pipeline, MalformedControlMessageGetsAnErrorReply) {
   InProcessPipeline p(1);
-  ASSERT_STATUS_OK(p.start_all());
+  CML_ASSERT_OK(p.start_all());
   auto link = p.orch_net->connect(p.manifest.stages[0].control.to_string(),
                                   {"stage 0", policy_for(p.manifest.stages[0].attestation)},
                                   Deadline::after(std::chrono::seconds(3)));
   CML_ASSERT_OK(link);
   Deadline d = Deadline::after(std::chrono::seconds(3));
-  ASSERT_STATUS_OK((*link)->send_data(as_bytes("{\"v\":2,\"type\":\"init\"}"), d));
+  CML_ASSERT_OK((*link)->send_data(as_bytes("{\"v\":2,\"type\":\"init\"}"), d));
   net::Message m;
   ASSERT_TRUE((*link)->recv(m, d).is_ok());
   auto reply = decode_control(m.data);

@@ -35,7 +35,8 @@ Bytes read_testdata(const std::string& path);
 // Polls `cond` until true or the timeout passes; never a bare sleep in tests.
 bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds timeout);
 
-// The status of a Status or of a Result, for the macros below.
+// The status of a Status or of a Result, for the macros below. They copy it out while the expression's
+// temporaries live (`CML_ASSERT_OK(f()[0].status)` must not keep a reference into a destroyed vector).
 inline const Status& status_of(const Status& s) {
   return s;
 }
@@ -46,13 +47,13 @@ const Status& status_of(const Result<T>& r) {
 
 }  // namespace cml::testing
 
-#define CML_ASSERT_OK(expr)                                                       \
-  do {                                                                            \
-    const auto& cml_s_ = (expr);                                                  \
-    ASSERT_TRUE(cml_s_.is_ok()) << ::cml::testing::status_of(cml_s_).to_string(); \
+#define CML_ASSERT_OK(expr)                                       \
+  do {                                                            \
+    const ::cml::Status cml_s_ = ::cml::testing::status_of(expr); \
+    ASSERT_TRUE(cml_s_.is_ok()) << cml_s_.to_string();            \
   } while (0)
-#define CML_EXPECT_OK(expr)                                                       \
-  do {                                                                            \
-    const auto& cml_s_ = (expr);                                                  \
-    EXPECT_TRUE(cml_s_.is_ok()) << ::cml::testing::status_of(cml_s_).to_string(); \
+#define CML_EXPECT_OK(expr)                                       \
+  do {                                                            \
+    const ::cml::Status cml_s_ = ::cml::testing::status_of(expr); \
+    EXPECT_TRUE(cml_s_.is_ok()) << cml_s_.to_string();            \
   } while (0)

@@ -426,8 +426,13 @@ Result<std::unique_ptr<Listener>> listen_vsock(const Endpoint& ep, int backlog) 
 // In-memory pipe: one bounded ring buffer per direction.
 
 struct PipeBuffer {
-  // The ring is not zero-filled: every byte is written before it is read.
-  explicit PipeBuffer(size_t capacity) : ring(std::make_unique_for_overwrite<uint8_t[]>(capacity)), cap(capacity) {}
+  // Every byte of the ring is written before it is read, but the ring is filled once here all the same:
+  // each of its pages would otherwise fault on first use, inside a sender's record (a fault costs about
+  // 2 µs on the VMs measured, and a stream of 1 KiB records reaches a new page every fourth record until
+  // the ring has wrapped once).
+  explicit PipeBuffer(size_t capacity) : ring(std::make_unique_for_overwrite<uint8_t[]>(capacity)), cap(capacity) {
+    std::memset(ring.get(), 0, capacity);
+  }
   std::mutex mu;
   std::condition_variable readable;
   std::condition_variable writable;

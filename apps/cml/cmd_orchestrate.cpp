@@ -43,6 +43,10 @@ const CommandRegistrar kOrchestrate("orchestrate", [](CLI::App& root) {
   c->add_option("--seed", f->run.seed, "Sampling seed")->capture_default_str();
   c->add_option("--relay", f->run.downstream_overrides,
                 "Where stage i connects its data-out link (repeatable, in stage order; VSock relays)");
+  c->add_option("--return-cpu", f->run.return_cpu,
+                "Run the thread that reads the last stage's results on this CPU (default: wherever the scheduler "
+                "puts it)")
+      ->check(CLI::NonNegativeNumber);
   c->add_option("--connect-timeout-ms", f->run.connect_timeout_ms)->capture_default_str();
   c->add_option("--step-timeout-ms", f->run.step_timeout_ms)->capture_default_str();
   c->add_option("--mock-image", f->run.mock_image,

@@ -132,6 +132,7 @@ Result<RunResult> run_generation(const pipeline::Manifest& m, const std::string&
   oo.op_timeout = milliseconds(f.op_timeout_ms);
   oo.step_timeout = milliseconds(f.step_timeout_ms);
   oo.downstream_overrides = f.downstream_overrides;
+  oo.return_cpu = f.return_cpu;
   RunResult r;
   auto t0 = steady_clock::now();
   pipeline::Orchestrator orch(m, *net, oo);

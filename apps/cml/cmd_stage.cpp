@@ -12,6 +12,7 @@
 #include "apps/cml/commands.h"
 #include "apps/cml/offload_flags.h"
 #include "apps/cml/pipeline_cli.h"
+#include "base/thread.h"
 #include "pipeline/model_executor.h"
 #include "pipeline/stage.h"
 
@@ -23,6 +24,7 @@ struct StageFlags {
   std::string offload_key_file;  // operator key for a sealed GroupCover TEE bundle (else CML_OFFLOAD_KEY_FILE)
   uint32_t index = 0;
   int threads = 1;
+  int data_cpu = -1;  // StageOptions::data_cpu
   int64_t max_sequences = 64;
   bool batch_head = false;
   attest::PlatformPaths platform;
@@ -39,6 +41,13 @@ int run_stage(const StageFlags& f) {
     return 2;
   }
   const auto& spec = m->stages[f.index];
+  // Settings that can be checked before any weights load.
+  if (f.data_cpu >= 0) {
+    if (Status st = check_cpu(f.data_cpu, "stage " + std::to_string(f.index) + " data thread"); !st.is_ok()) {
+      std::fprintf(stderr, "cml stage %u: %s\n", f.index, st.to_string().c_str());
+      return 1;
+    }
+  }
   // The attestation device first: a stage that cannot attest fails before loading any weights.
   auto provider = stage_provider(spec.attestation, f.mock_image, f.platform);
   if (!provider) {
@@ -82,7 +91,9 @@ int run_stage(const StageFlags& f) {
   nc.provider = provider->get();
   nc.verifiers = pipeline_verifiers(*m);
   auto net = pipeline::make_secure_network(nc);
-  pipeline::StageRuntime rt(*m, f.index, std::move(*ex), *net);
+  pipeline::StageOptions so;
+  so.data_cpu = f.data_cpu;
+  pipeline::StageRuntime rt(*m, f.index, std::move(*ex), *net, so);
   if (Status st = rt.start(f.control, f.data); !st.is_ok()) {
     std::fprintf(stderr, "cml stage %u: %s\n", f.index, st.to_string().c_str());
     return 1;
@@ -123,6 +134,10 @@ const CommandRegistrar kStage("stage", [](CLI::App& root) {
       ->capture_default_str();
   c->add_option("--threads", f->threads, "Compute threads")->capture_default_str()->check(CLI::Range(1, 256));
   c->add_option("--max-sequences", f->max_sequences, "Sequences in flight")->capture_default_str();
+  c->add_option("--data-cpu", f->data_cpu,
+                "Run the data thread (receive, compute, send) on this CPU; for stages sharing a host, neighbours "
+                "on different CPUs (default: wherever the scheduler puts it)")
+      ->check(CLI::NonNegativeNumber);
   c->add_flag("--batch-head", f->batch_head,
               "Last stage: keep a transposed copy of the output head (vocab x dim more memory) so that steps of "
               "several sequences run faster; a single sequence's step gets slower");

@@ -43,6 +43,7 @@ struct RunFlags {
   std::string tokenizer;
   int64_t connect_timeout_ms = 10000, init_timeout_ms = 60000, op_timeout_ms = 5000, step_timeout_ms = 30000;
   std::vector<std::string> downstream_overrides;  // relays
+  int return_cpu = -1;                            // OrchestratorOptions::return_cpu
   bool quiet = false;                             // no streamed text (benchmarks)
   // When the manifest says orchestrator.attest: how this process attests (as for stages).
   std::string mock_image = "cml-orchestrator";

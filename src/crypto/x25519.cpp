@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "base/thread_name.h"
+#include "base/thread.h"
 #include "crypto/openssl_error.h"
 
 namespace cml::crypto {

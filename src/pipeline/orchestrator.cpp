@@ -1,11 +1,13 @@
 #include "pipeline/orchestrator.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
 
-#include "base/thread_name.h"
+#include "base/thread.h"
 #include "crypto/random.h"
 
 namespace cml::pipeline {
@@ -304,6 +306,10 @@ Status Orchestrator::open_return() {
   const uint32_t max_seq = manifest_.activation.max_seq_len, hidden = manifest_.activation.hidden_size;
   return_reader_ = std::thread([this, link, epoch, max_seq, hidden, last] {
     name_this_thread("orch-return");
+    if (opt_.return_cpu >= 0) {
+      if (Status st = set_this_thread_cpus({opt_.return_cpu}); !st.is_ok())
+        spdlog::warn("orchestrator: return thread left unplaced: {}", st.to_string());
+    }
     for (;;) {
       Event e{Event::Kind::kResult, last, epoch, ctl::Shutdown{}, {}, {}};
       Status st = recv_step(*link, e.step, Deadline::never(), max_seq, hidden);
@@ -321,6 +327,7 @@ Status Orchestrator::open_return() {
 }
 
 Status Orchestrator::connect() {
+  if (opt_.return_cpu >= 0) CML_RETURN_IF_ERROR(check_cpu(opt_.return_cpu, "orchestrator return thread"));
   for (uint32_t i = 0; i < stages_.size(); ++i) CML_RETURN_IF_ERROR(admit(i));
   for (uint32_t i = 0; i + 1 < stages_.size(); ++i) CML_RETURN_IF_ERROR(link_from(i));
   CML_RETURN_IF_ERROR(open_first());

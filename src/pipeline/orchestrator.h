@@ -55,6 +55,9 @@ struct OrchestratorOptions {
   std::vector<std::string> downstream_overrides;
   // Endpoints to reach stage i at, overriding the manifest (tests binding port 0).
   std::vector<std::pair<std::string, std::string>> stage_endpoint_overrides;
+  // The CPU (Linux number) the thread reading the last stage's results runs on, or -1 for wherever the
+  // scheduler puts it (see StageOptions::data_cpu).
+  int return_cpu = -1;
 };
 
 struct GenerateRequest {

@@ -4,7 +4,7 @@
 
 #include <chrono>
 
-#include "base/thread_name.h"
+#include "base/thread.h"
 #include "pipeline/overloaded.h"
 
 namespace cml::pipeline {
@@ -39,6 +39,8 @@ PeerExpectation StageRuntime::stage_expectation(uint32_t i) const {
 
 Status StageRuntime::start(const std::string& control_override, const std::string& data_override) {
   const StageSpec& s = manifest_.stages[index_];
+  if (opt_.data_cpu >= 0)
+    CML_RETURN_IF_ERROR(check_cpu(opt_.data_cpu, "stage " + std::to_string(index_) + " data thread"));
   auto cl = net_.listen(control_override.empty() ? s.control.to_string() : control_override);
   if (!cl) return cl.status().with_context("stage " + std::to_string(index_) + " control listener");
   auto dl = net_.listen(data_override.empty() ? s.data.to_string() : data_override);
@@ -56,6 +58,10 @@ Status StageRuntime::start(const std::string& control_override, const std::strin
   });
   data_worker_ = std::thread([this, tag] {
     name_this_thread(tag + "-data");
+    if (opt_.data_cpu >= 0) {
+      if (Status st = set_this_thread_cpus({opt_.data_cpu}); !st.is_ok())
+        spdlog::warn("stage {}: data thread left unplaced: {}", index_, st.to_string());
+    }
     data_loop();
   });
   return ok_status();

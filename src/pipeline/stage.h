@@ -38,6 +38,9 @@ struct StageOptions {
   Duration io_timeout = std::chrono::seconds(10);  // each send, and reading a connection's first message
   Duration connect_timeout = std::chrono::seconds(10);
   size_t max_control_bytes = kDefaultMaxControlBytes;
+  // The CPU (Linux number) the data thread runs on, or -1 for wherever the scheduler puts it. For stages
+  // that share a host's CPUs: neighbours on different CPUs overlap a hop's chunks (base/thread.h).
+  int data_cpu = -1;
 };
 
 struct StageStats {

@@ -35,6 +35,8 @@ struct InProcessPipeline {
   std::unique_ptr<Orchestrator> orch;
   // The executor each stage was built with (owned by the runtime); for failure injection.
   std::vector<FakeModelExecutor*> executors;
+  // StageOptions::data_cpu for stage i, where given.
+  std::vector<int> data_cpus;
 
   // Links are encrypted mem:// pipes, or plain ones (`plain`), or encrypted TCP on the loopback (`tcp`).
   explicit InProcessPipeline(uint32_t n_stages, FakeModelConfig c = {}, bool plain = false, bool tcp = false) : cfg(c) {
@@ -87,7 +89,9 @@ struct InProcessPipeline {
     auto ex = std::make_unique<FakeModelExecutor>(cfg, manifest.stages[i].layer_begin, manifest.stages[i].layer_end);
     if (tweak) tweak(*ex);
     executors[i] = ex.get();
-    stages[i] = std::make_unique<StageRuntime>(manifest, i, std::move(ex), *stage_nets[i], stage_options());
+    StageOptions o = stage_options();
+    if (i < data_cpus.size()) o.data_cpu = data_cpus[i];
+    stages[i] = std::make_unique<StageRuntime>(manifest, i, std::move(ex), *stage_nets[i], o);
     return stages[i]->start();
   }
 

@@ -2,9 +2,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 
 #include "attest/mock.h"
+#include "base/thread.h"
 #include "model/executor.h"
 #include "model/generate.h"
 #include "net/stream.h"
@@ -68,10 +71,12 @@ TEST(ProcessPipeline, KilledStageIsReportedWithinItsTimeoutAndServedAfterRestart
   EXPECT_TRUE(sd.is_ok()) << sd.to_string();
 }
 
-// A stage whose manifest names a real TEE type opens that platform's provider first; without the device it
-// exits at start with an error naming the missing path (here a configfs-tsm root that does not exist).
-TEST(ProcessPipeline, StageWithoutItsAttestationDeviceFailsAtStartNamingIt) {
-  const fs::path dir = fs::temp_directory_path() / ("cml-pt-dev-" + std::to_string(getpid()));
+// Starts `cml stage` for a one-stage synthetic manifest (changed by `tweak`) with `args` added, expects it to
+// exit 1 at start, and returns what it wrote.
+std::string failed_stage_start(const std::function<void(Manifest&)>& tweak, const std::vector<std::string>& args) {
+  static int n = 0;
+  const fs::path dir =
+      fs::temp_directory_path() / ("cml-pt-start-" + std::to_string(getpid()) + "-" + std::to_string(n++));
   fs::create_directories(dir);
   ShardOptions so;
   so.stages = 1;
@@ -79,22 +84,44 @@ TEST(ProcessPipeline, StageWithoutItsAttestationDeviceFailsAtStartNamingIt) {
   so.expect = attest::mock_measurements("pt-stage");
   so.endpoints.push_back({free_endpoint(), free_endpoint()});
   Manifest m = shard_model("synthetic:llama-tiny", so).value();
-  m.stages[0].attestation.type = attest::EvidenceType::kTdx;
-  m.stages[0].attestation.expected_measurements = {{"mrtd", Bytes(48, 0)}};
+  tweak(m);
   const std::string path = (dir / "m.json").string(), log = (dir / "stage.log").string();
-  ASSERT_TRUE(write_file(path, as_bytes(manifest_to_json(m))).is_ok());
-  const std::string missing = (dir / "no-such-tsm" / "report").string();
-  const pid_t pid = testing::spawn_cml(
-      {"stage", "--manifest", path, "--index", "0", "--tsm-root", missing, "--model", "synthetic:llama-tiny"}, log);
-  ASSERT_GT(pid, 0);
-  EXPECT_EQ(testing::wait_exit_code(pid), 1);
+  EXPECT_TRUE(write_file(path, as_bytes(manifest_to_json(m))).is_ok());
+  std::vector<std::string> argv = {"stage", "--manifest", path, "--index", "0", "--model", "synthetic:llama-tiny"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const pid_t pid = testing::spawn_cml(argv, log);
+  EXPECT_GT(pid, 0);
+  if (pid > 0) EXPECT_EQ(testing::wait_exit_code(pid), 1);
   auto text = read_file(log, 1 << 20);
-  ASSERT_TRUE(text.is_ok());
-  const std::string err(text->begin(), text->end());
-  EXPECT_NE(err.find(missing), std::string::npos) << err;
-  EXPECT_NE(err.find("tdx"), std::string::npos) << err;
   std::error_code ec;
   fs::remove_all(dir, ec);
+  return text.is_ok() ? std::string(text->begin(), text->end()) : "(no log)";
+}
+
+// A stage whose manifest names a real TEE type opens that platform's provider first; without the device it
+// exits at start with an error naming the missing path (here a configfs-tsm root that does not exist).
+TEST(ProcessPipeline, StageWithoutItsAttestationDeviceFailsAtStartNamingIt) {
+  const std::string missing =
+      (fs::temp_directory_path() / ("cml-pt-no-such-tsm-" + std::to_string(getpid())) / "report").string();
+  const std::string err = failed_stage_start(
+      [](Manifest& m) {
+        m.stages[0].attestation.type = attest::EvidenceType::kTdx;
+        m.stages[0].attestation.expected_measurements = {{"mrtd", Bytes(48, 0)}};
+      },
+      {"--tsm-root", missing});
+  EXPECT_NE(err.find(missing), std::string::npos) << err;
+  EXPECT_NE(err.find("tdx"), std::string::npos) << err;
+}
+
+// A stage told to run its data thread on a CPU this process may not use exits at start naming the setting
+// and the CPU, before it loads any weights.
+TEST(ProcessPipeline, StageOnAnUnusableCpuFailsAtStartNamingIt) {
+  const std::vector<int> cpus = this_thread_cpus().value();
+  int bad = 0;
+  while (std::find(cpus.begin(), cpus.end(), bad) != cpus.end()) ++bad;
+  const std::string err =
+      failed_stage_start([](Manifest&) {}, {"--mock-image", "pt-stage", "--data-cpu", std::to_string(bad)});
+  EXPECT_NE(err.find("stage 0 data thread: CPU " + std::to_string(bad)), std::string::npos) << err;
 }
 
 }  // namespace

@@ -1,5 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "base/thread.h"
 #include "pipeline_fixture.h"
 #include "support/test_support.h"
 
@@ -240,6 +245,61 @@ TEST(Pipeline, RestartedLastStageIsReadmitted) {
   auto out = p.orch->generate({req({1, 5}, 4)});
   ASSERT_TRUE(out[0].status.is_ok()) << out[0].status.to_string();
   EXPECT_EQ(out[0].tokens, reference_generation(p.cfg, req({1, 5}, 4)));
+}
+
+// The CPUs the kernel lets this process's thread named `name` run on, from /proc (its
+// Cpus_allowed_list, e.g. "1" or "0-3"); empty if no such thread.
+std::string cpus_of_thread(const std::string& name) {
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string c;
+    if (!std::getline(comm, c) || c != name) continue;
+    std::ifstream status(task.path() / "status");
+    for (std::string line; std::getline(status, line);) {
+      const std::string key = "Cpus_allowed_list:";
+      if (line.rfind(key, 0) == 0) return line.substr(line.find_first_not_of(" \t", key.size()));
+    }
+  }
+  return "";
+}
+
+TEST(Pipeline, DataThreadsRunOnTheCpusTheyArePlacedOn) {
+  const std::vector<int> cpus = this_thread_cpus().value();
+  InProcessPipeline p(2);
+  // Neighbours on different CPUs where there are two (stage 0 on the last, stage 1 and the return reader on
+  // the first).
+  p.data_cpus = {cpus.back(), cpus.front()};
+  CML_ASSERT_OK(p.start_all());
+  auto o = p.orch_options();
+  o.return_cpu = cpus.front();
+  CML_ASSERT_OK(p.connect(o));
+  auto out = p.orch->generate({req({3, 1}, 5)});
+  CML_ASSERT_OK(out[0].status);
+  EXPECT_EQ(out[0].tokens, reference_generation(p.cfg, req({3, 1}, 5)));
+  EXPECT_EQ(cpus_of_thread("stage0-data"), std::to_string(cpus.back()));
+  EXPECT_EQ(cpus_of_thread("stage1-data"), std::to_string(cpus.front()));
+  EXPECT_EQ(cpus_of_thread("orch-return"), std::to_string(cpus.front()));
+}
+
+TEST(Pipeline, AnUnusableCpuIsRefusedBeforeAnythingStarts) {
+  const std::vector<int> cpus = this_thread_cpus().value();
+  int bad = 0;
+  while (std::find(cpus.begin(), cpus.end(), bad) != cpus.end()) ++bad;
+  InProcessPipeline p(1);
+  p.data_cpus = {bad};
+  Status st = p.start_stage(0);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("stage 0 data thread: CPU " + std::to_string(bad)), std::string::npos) << st.to_string();
+  // The same stage placed nowhere in particular starts, and an orchestrator asked to place its return
+  // reader on that CPU is refused.
+  p.data_cpus.clear();
+  CML_ASSERT_OK(p.start_stage(0));
+  auto o = p.orch_options();
+  o.return_cpu = bad;
+  st = p.connect(o);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("orchestrator return thread: CPU " + std::to_string(bad)), std::string::npos)
+      << st.to_string();
 }
 
 TEST(Pipeline, MalformedControlMessageGetsAnErrorReply) {

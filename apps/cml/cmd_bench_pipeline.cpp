@@ -2,6 +2,9 @@
 //
 //   pipeline2_128k_us     128 KiB tensor through 2 in-process stages (identity), encrypted mem:// links
 //   per_stage_1k_us       added latency of one more stage for a 1 KiB tensor (3 stages − 2 stages)
+//
+// The in-process chains place their threads as a same-host deployment should (chain_cpus: neighbours on
+// different CPUs); pipeline2_128k_unplaced_us is the same chain left to the scheduler.
 //   overhead_3stage_pct   decode ms/token, 3 stage processes vs 1 (encrypted TCP, mock attestation)
 //   overhead_vs_local_pct decode ms/token, 1 stage process vs the model in this process
 //   batch8_speedup        aggregate tok/s with 8 concurrent sequences ÷ with 1, through 3 stage processes
@@ -26,6 +29,7 @@
 #include "apps/cml/commands.h"
 #include "apps/cml/pipeline_cli.h"
 #include "attest/mock.h"
+#include "base/thread.h"
 #include "crypto/aead.h"
 #include "crypto/random.h"
 #include "model/generate.h"
@@ -70,16 +74,47 @@ double aead_hop_us(size_t n, int iters, size_t chunks = 1) {
   return median(t);
 }
 
+// Where an in-process chain's threads run: the caller on the first CPU this process may use, stage i's data
+// thread on the next, and so on around the CPUs, the return reader last. Neighbours then sit on different
+// CPUs whenever there are two, so a receiver opens one chunk while its sender seals the next instead of
+// waiting for the sender's CPU (base/thread.h). Empty (the scheduler places them) with one CPU.
+std::vector<int> chain_cpus(uint32_t stages) {
+  auto allowed = this_thread_cpus();
+  if (!allowed || allowed->size() < 2) return {};
+  std::vector<int> cpus;
+  for (uint32_t k = 0; k < stages + 2; ++k) cpus.push_back((*allowed)[k % allowed->size()]);
+  return cpus;  // caller, stage 0 … stage n−1, return reader
+}
+
+// Runs the calling thread on one CPU until destroyed, then where it ran before.
+class CallerPlacement {
+ public:
+  explicit CallerPlacement(int cpu) {
+    if (cpu < 0) return;
+    if (auto before = this_thread_cpus(); before && set_this_thread_cpus({cpu}).is_ok()) before_ = *before;
+  }
+  ~CallerPlacement() {
+    if (!before_.empty()) set_this_thread_cpus(before_).ignore_error();
+  }
+  CallerPlacement(const CallerPlacement&) = delete;
+  CallerPlacement& operator=(const CallerPlacement&) = delete;
+
+ private:
+  std::vector<int> before_;
+};
+
 // An in-process pipeline of identity stages on encrypted mem:// links.
 struct IdentityPipeline {
   pipeline::Manifest m;
+  std::vector<int> cpus;  // chain_cpus(n) when placed, else empty
   std::vector<std::unique_ptr<attest::MockProvider>> providers;
   std::vector<std::unique_ptr<pipeline::Network>> nets;
   std::vector<std::unique_ptr<pipeline::StageRuntime>> stages;
   std::unique_ptr<pipeline::Network> onet;
   std::unique_ptr<pipeline::Orchestrator> orch;
 
-  Status build(uint32_t n, uint32_t hidden) {
+  Status build(uint32_t n, uint32_t hidden, bool placed) {
+    if (placed) cpus = chain_cpus(n);
     static int counter = 0;
     const std::string prefix = "mem://bench-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + "-";
     m.model = {"identity", "(none)", std::string(64, '0'), "identity", n, hidden};
@@ -104,13 +139,17 @@ struct IdentityPipeline {
       nc.verifiers = attest::mock_verifier_set();
       nets.push_back(pipeline::make_secure_network(nc));
       auto ex = std::make_unique<pipeline::IdentityExecutor>(hidden, i == 0, false);
-      stages.push_back(std::make_unique<pipeline::StageRuntime>(m, i, std::move(ex), *nets.back()));
+      pipeline::StageOptions so;
+      if (!cpus.empty()) so.data_cpu = cpus[i + 1];
+      stages.push_back(std::make_unique<pipeline::StageRuntime>(m, i, std::move(ex), *nets.back(), so));
       CML_RETURN_IF_ERROR(stages.back()->start());
     }
     pipeline::SecureNetworkConfig oc;
     oc.verifiers = attest::mock_verifier_set();
     onet = pipeline::make_secure_network(oc);
-    orch = std::make_unique<pipeline::Orchestrator>(m, *onet);
+    pipeline::OrchestratorOptions oo;
+    if (!cpus.empty()) oo.return_cpu = cpus.back();
+    orch = std::make_unique<pipeline::Orchestrator>(m, *onet, oo);
     CML_RETURN_IF_ERROR(orch->connect());
     return orch->start_sequences({1});
   }
@@ -123,6 +162,7 @@ struct IdentityPipeline {
                       ByteSpan(reinterpret_cast<const uint8_t*>(x.data()), x.size() * 4)};
     pipeline::StepHeader h{0, {{1, 0, rows}}};
     std::vector<double> t;
+    CallerPlacement placement(cpus.empty() ? -1 : cpus[0]);
     for (int i = 0; i < iters + 10; ++i) {
       auto t0 = Clock::now();
       CML_ASSIGN_OR_RETURN(auto out, orch->raw_step(h, v));
@@ -331,33 +371,41 @@ std::string run_bench(const BenchOptions& o, nlohmann::json& out) {
   const int iters = o.quick ? 30 : 300;
   const bool latency = o.only.empty() || o.only == "latency", decode = o.only.empty() || o.only == "decode";
   if (latency) {
-    IdentityPipeline p2;
-    if (Status st = p2.build(2, 1024); !st.is_ok()) return "2-stage pipeline: " + st.to_string();
+    // The figure's chain has its threads placed (chain_cpus); the same chain left to the scheduler is
+    // measured beside it.
+    IdentityPipeline p2, free2;
+    if (Status st = p2.build(2, 1024, true); !st.is_ok()) return "2-stage pipeline: " + st.to_string();
+    if (Status st = free2.build(2, 1024, false); !st.is_ok()) return "2-stage pipeline: " + st.to_string();
     // The AES-GCM speed of this VM changes by up to 2× from one spell to the next, so the steps and the
     // two floors (whole: seal and open the tensor; chunked: seal it and open its last chunk of 32 KiB,
     // as a hop that overlaps its chunks does) take turns in rounds; each is the median of its rounds.
     const size_t record_data = net::ChannelConfig{}.max_record_payload - crypto::kAeadTagSize;  // the links'
     const size_t n = 128 * 1024, chunks = n / net::tensor_chunk_size(n, record_data);
     const int rounds = 10;
-    std::vector<double> steps, whole, chunked;
+    std::vector<double> steps, free_steps, whole, chunked;
     for (int r = 0; r < rounds; ++r) {
       auto t = p2.step_us(32, iters / rounds);  // 32 × 1024 floats = 128 KiB
       if (!t) return t.status().to_string();
       steps.push_back(*t);
+      auto f = free2.step_us(32, iters / rounds);
+      if (!f) return f.status().to_string();
+      free_steps.push_back(*f);
       whole.push_back(3 * aead_hop_us(n, iters / rounds));
       chunked.push_back(3 * aead_hop_us(n, iters / rounds, chunks));
     }
     out["pipeline2_128k_us"] = median(steps);
     out["pipeline2_128k_target_us"] = 250;
+    out["pipeline2_128k_unplaced_us"] = median(free_steps);
+    out["chain_cpus"] = p2.cpus;
     out["bound_aead_128k_3hops_us"] = median(whole);
     out["bound_aead_128k_3hops_chunked_us"] = median(chunked);
   }
   if (latency) {
     IdentityPipeline a, b;
-    if (Status st = a.build(2, 256); !st.is_ok()) return st.to_string();
-    if (Status st = b.build(3, 256); !st.is_ok()) return st.to_string();
-    // The two chains alternate in rounds, so that both see the same machine; the figure is the median
-    // of the rounds' differences.
+    if (Status st = a.build(2, 256, true); !st.is_ok()) return st.to_string();
+    if (Status st = b.build(3, 256, true); !st.is_ok()) return st.to_string();
+    // Both chains placed like the 128 KiB one. They alternate in rounds, so that both see the same
+    // machine; the figure is the median of the rounds' differences.
     const int rounds = o.quick ? 2 : 20;
     std::vector<double> t2s, t3s, diffs;
     for (int r = 0; r < rounds; ++r) {

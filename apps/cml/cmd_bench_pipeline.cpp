@@ -2,12 +2,12 @@
 //
 //   pipeline2_128k_us     128 KiB tensor through 2 in-process stages (identity), encrypted mem:// links
 //   per_stage_1k_us       added latency of one more stage for a 1 KiB tensor (3 stages − 2 stages)
-//
-// The in-process chains place their threads as a same-host deployment should (chain_cpus: neighbours on
-// different CPUs); pipeline2_128k_unplaced_us is the same chain left to the scheduler.
 //   overhead_3stage_pct   decode ms/token, 3 stage processes vs 1 (encrypted TCP, mock attestation)
 //   overhead_vs_local_pct decode ms/token, 1 stage process vs the model in this process
 //   batch8_speedup        aggregate tok/s with 8 concurrent sequences ÷ with 1, through 3 stage processes
+//
+// The in-process chains place their threads as a same-host deployment should (chain_cpus: neighbours on
+// different CPUs); pipeline2_128k_unplaced_us is the same chain left to the scheduler.
 //
 // The decode figures compare configurations, and this class of VM changes speed by ±20 % for tenths of a
 // second to seconds at a time, so the local model, the 1-stage and the 3-stage pipeline stay up together

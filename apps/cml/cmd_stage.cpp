@@ -12,7 +12,6 @@
 #include "apps/cml/commands.h"
 #include "apps/cml/offload_flags.h"
 #include "apps/cml/pipeline_cli.h"
-#include "base/thread.h"
 #include "pipeline/model_executor.h"
 #include "pipeline/stage.h"
 
@@ -41,12 +40,11 @@ int run_stage(const StageFlags& f) {
     return 2;
   }
   const auto& spec = m->stages[f.index];
-  // Settings that can be checked before any weights load.
-  if (f.data_cpu >= 0) {
-    if (Status st = check_cpu(f.data_cpu, "stage " + std::to_string(f.index) + " data thread"); !st.is_ok()) {
-      std::fprintf(stderr, "cml stage %u: %s\n", f.index, st.to_string().c_str());
-      return 1;
-    }
+  pipeline::StageOptions so;
+  so.data_cpu = f.data_cpu;
+  if (Status st = pipeline::check_stage_options(so, f.index); !st.is_ok()) {  // before any weights load
+    std::fprintf(stderr, "cml stage %u: %s\n", f.index, st.to_string().c_str());
+    return 1;
   }
   // The attestation device first: a stage that cannot attest fails before loading any weights.
   auto provider = stage_provider(spec.attestation, f.mock_image, f.platform);
@@ -91,8 +89,6 @@ int run_stage(const StageFlags& f) {
   nc.provider = provider->get();
   nc.verifiers = pipeline_verifiers(*m);
   auto net = pipeline::make_secure_network(nc);
-  pipeline::StageOptions so;
-  so.data_cpu = f.data_cpu;
   pipeline::StageRuntime rt(*m, f.index, std::move(*ex), *net, so);
   if (Status st = rt.start(f.control, f.data); !st.is_ok()) {
     std::fprintf(stderr, "cml stage %u: %s\n", f.index, st.to_string().c_str());

@@ -27,8 +27,8 @@ Result<std::vector<int>> this_thread_cpus();
 // them (no such CPU, or none the process may use).
 Status set_this_thread_cpus(const std::vector<int>& cpus);
 
-// Checks a configured CPU for a thread before the thread starts: present and allowed for this process.
-// `what` names the setting in the error.
+// Checks a configured CPU for a thread before the thread starts: one the calling thread may run on (the
+// process's CPUs unless that thread was placed). `what` names the setting in the error.
 Status check_cpu(int cpu, const std::string& what);
 
 }  // namespace cml

@@ -37,10 +37,14 @@ PeerExpectation StageRuntime::stage_expectation(uint32_t i) const {
   return {"stage " + std::to_string(i), policy_for(manifest_.stages[i].attestation)};
 }
 
+Status check_stage_options(const StageOptions& o, uint32_t index) {
+  if (o.data_cpu >= 0) return check_cpu(o.data_cpu, "stage " + std::to_string(index) + " data thread");
+  return ok_status();
+}
+
 Status StageRuntime::start(const std::string& control_override, const std::string& data_override) {
   const StageSpec& s = manifest_.stages[index_];
-  if (opt_.data_cpu >= 0)
-    CML_RETURN_IF_ERROR(check_cpu(opt_.data_cpu, "stage " + std::to_string(index_) + " data thread"));
+  CML_RETURN_IF_ERROR(check_stage_options(opt_, index_));
   auto cl = net_.listen(control_override.empty() ? s.control.to_string() : control_override);
   if (!cl) return cl.status().with_context("stage " + std::to_string(index_) + " control listener");
   auto dl = net_.listen(data_override.empty() ? s.data.to_string() : data_override);

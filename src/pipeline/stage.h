@@ -43,6 +43,10 @@ struct StageOptions {
   int data_cpu = -1;
 };
 
+// What can be checked of `o` before stage `index` starts (its data thread's CPU); StageRuntime::start
+// checks it first, and `cml stage` before it loads any weights.
+Status check_stage_options(const StageOptions& o, uint32_t index);
+
 struct StageStats {
   uint64_t steps = 0, failed_steps = 0;
   uint64_t compute_us = 0;

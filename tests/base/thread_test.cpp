@@ -6,15 +6,10 @@
 #include <algorithm>
 #include <thread>
 
+#include "support/test_support.h"
+
 namespace cml {
 namespace {
-
-// A CPU number this process may not use (never in the allowed set; it may or may not exist).
-int unusable_cpu(const std::vector<int>& allowed) {
-  int c = 0;
-  while (std::find(allowed.begin(), allowed.end(), c) != allowed.end()) ++c;
-  return c;
-}
 
 TEST(ThreadPlacement, ListsTheAllowedCpusInOrder) {
   auto cpus = this_thread_cpus();
@@ -45,7 +40,7 @@ TEST(ThreadPlacement, RefusesCpusItCannotUse) {
     EXPECT_EQ(neg.code(), StatusCode::kInvalidArgument);
     EXPECT_NE(neg.message().find("CPU -1"), std::string::npos) << neg.to_string();
     EXPECT_FALSE(set_this_thread_cpus({CPU_SETSIZE}).is_ok());
-    const int bad = unusable_cpu(all);
+    const int bad = testing::unusable_cpu();
     if (bad < CPU_SETSIZE) {
       Status st = set_this_thread_cpus({bad});
       EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
@@ -58,7 +53,7 @@ TEST(ThreadPlacement, RefusesCpusItCannotUse) {
 TEST(ThreadPlacement, ChecksAConfiguredCpuAndNamesTheSetting) {
   const std::vector<int> all = this_thread_cpus().value();
   EXPECT_TRUE(check_cpu(all.front(), "the setting").is_ok());
-  const int bad = unusable_cpu(all);
+  const int bad = testing::unusable_cpu();
   Status st = check_cpu(bad, "stage 3 data thread");
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("stage 3 data thread: CPU " + std::to_string(bad)), std::string::npos) << st.to_string();

@@ -2,12 +2,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <functional>
 
 #include "attest/mock.h"
-#include "base/thread.h"
 #include "model/executor.h"
 #include "model/generate.h"
 #include "net/stream.h"
@@ -116,9 +114,7 @@ TEST(ProcessPipeline, StageWithoutItsAttestationDeviceFailsAtStartNamingIt) {
 // A stage told to run its data thread on a CPU this process may not use exits at start naming the setting
 // and the CPU, before it loads any weights.
 TEST(ProcessPipeline, StageOnAnUnusableCpuFailsAtStartNamingIt) {
-  const std::vector<int> cpus = this_thread_cpus().value();
-  int bad = 0;
-  while (std::find(cpus.begin(), cpus.end(), bad) != cpus.end()) ++bad;
+  const int bad = ::cml::testing::unusable_cpu();
   const std::string err =
       failed_stage_start([](Manifest&) {}, {"--mock-image", "pt-stage", "--data-cpu", std::to_string(bad)});
   EXPECT_NE(err.find("stage 0 data thread: CPU " + std::to_string(bad)), std::string::npos) << err;

@@ -1,6 +1,5 @@
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -282,9 +281,7 @@ TEST(Pipeline, DataThreadsRunOnTheCpusTheyArePlacedOn) {
 }
 
 TEST(Pipeline, AnUnusableCpuIsRefusedBeforeAnythingStarts) {
-  const std::vector<int> cpus = this_thread_cpus().value();
-  int bad = 0;
-  while (std::find(cpus.begin(), cpus.end(), bad) != cpus.end()) ++bad;
+  const int bad = ::cml::testing::unusable_cpu();
   InProcessPipeline p(1);
   p.data_cpus = {bad};
   Status st = p.start_stage(0);

@@ -1,10 +1,20 @@
 #include "support/test_support.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
 
+#include "base/thread.h"
+
 namespace cml::testing {
+
+int unusable_cpu() {
+  const std::vector<int> allowed = this_thread_cpus().value();
+  int c = 0;
+  while (std::find(allowed.begin(), allowed.end(), c) != allowed.end()) ++c;
+  return c;
+}
 
 std::optional<std::string> testdata_dir() {
   const char* env = std::getenv("CML_TESTDATA_DIR");

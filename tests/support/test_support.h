@@ -32,6 +32,10 @@ std::optional<std::string> testdata_path(const std::string& relative);
 // Reads a test-data file (aborts the test on failure).
 Bytes read_testdata(const std::string& path);
 
+// The lowest CPU number the calling thread may not run on (it may or may not exist): for tests of
+// placement settings that must be refused.
+int unusable_cpu();
+
 // Polls `cond` until true or the timeout passes; never a bare sleep in tests.
 bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds timeout);
 
